@@ -1,0 +1,322 @@
+// String commands: GET/SET and friends, counters, ranges. Blind writes (SET,
+// MSET) go straight to the KeyValue; anything that reads before it writes
+// (INCR, APPEND, SET NX/XX/GET/KEEPTTL, GETDEL...) is one kv.update() so no
+// other write of the key can slip in between its read and its write.
+
+import { BulkText, ErrorReply, OK, type Reply } from '../../../protocol/resp.js';
+import { type Entry, type Maybe, type Update, then } from '../../kv/keyvalue.js';
+import { formatFloatHuman, isKeyword, parseFloatArg, parseInteger, parseSafeInteger } from '../args.js';
+import type { Client } from '../client.js';
+import { type CommandSpec, command } from '../command.js';
+import { Err, invalidExpire, wrongArity } from '../errors.js';
+
+const INT64_MAX = 9223372036854775807n;
+const INT64_MIN = -9223372036854775808n;
+
+/** Counts a read for INFO's keyspace_hits / keyspace_misses. */
+export function countRead(c: Client, e: Entry | undefined): Entry | undefined {
+  if (e === undefined) c.server.stats.keyspaceMisses++;
+  else c.server.stats.keyspaceHits++;
+  return e;
+}
+
+const valueOf = (e: Entry | undefined): Buffer | null => (e === undefined ? null : e.value);
+
+/**
+ * Turns an expiry argument into absolute unix ms, or an error reply. `unit` is
+ * how the argument counts: seconds or ms from now (EX/PX), or absolute (EXAT/PXAT).
+ */
+export function expiryFromArg(
+  arg: Buffer,
+  unit: 'EX' | 'PX' | 'EXAT' | 'PXAT',
+  cmd: string,
+  nowMs: number,
+  allowNonPositive = false,
+): number | ErrorReply {
+  const v = parseSafeInteger(arg);
+  if (v === undefined) return Err.notInteger;
+  if (v <= 0 && !allowNonPositive) return invalidExpire(cmd);
+  const ms = unit === 'EX' || unit === 'EXAT' ? v * 1000 : v;
+  const abs = unit === 'EX' || unit === 'PX' ? nowMs + ms : ms;
+  if (!Number.isSafeInteger(abs) || Math.abs(ms) > Number.MAX_SAFE_INTEGER / 2) return invalidExpire(cmd);
+  return abs;
+}
+
+/** Applies an absolute expiry: a time already past means the key is gone (Redis deletes it). */
+function written(value: Buffer, expiresAtMs: number, nowMs: number): Entry | null {
+  if (expiresAtMs !== 0 && expiresAtMs <= nowMs) return null;
+  return { value, expiresAtMs };
+}
+
+interface SetOptions {
+  condition: 'NX' | 'XX' | undefined;
+  get: boolean;
+  keepTtl: boolean;
+  expiresAtMs: number;
+}
+
+function parseSetOptions(args: Buffer[], from: number, nowMs: number): SetOptions | ErrorReply {
+  const o: SetOptions = { condition: undefined, get: false, keepTtl: false, expiresAtMs: 0 };
+  let expirySet = false;
+  for (let i = from; i < args.length; i++) {
+    const a = args[i]!;
+    if (isKeyword(a, 'NX') || isKeyword(a, 'XX')) {
+      const cond = isKeyword(a, 'NX') ? 'NX' : 'XX';
+      if (o.condition !== undefined && o.condition !== cond) return Err.syntax;
+      o.condition = cond;
+    } else if (isKeyword(a, 'GET')) {
+      o.get = true;
+    } else if (isKeyword(a, 'KEEPTTL')) {
+      if (expirySet) return Err.syntax;
+      o.keepTtl = true;
+    } else if (isKeyword(a, 'EX') || isKeyword(a, 'PX') || isKeyword(a, 'EXAT') || isKeyword(a, 'PXAT')) {
+      if (expirySet || o.keepTtl || i + 1 >= args.length) return Err.syntax;
+      const unit = a.toString('latin1').toUpperCase() as 'EX' | 'PX' | 'EXAT' | 'PXAT';
+      const at = expiryFromArg(args[++i]!, unit, 'set', nowMs);
+      if (at instanceof ErrorReply) return at;
+      o.expiresAtMs = at;
+      expirySet = true;
+    } else {
+      return Err.syntax;
+    }
+  }
+  return o;
+}
+
+function set(c: Client, args: Buffer[]): Maybe<Reply> {
+  const kv = c.server.kv!;
+  const key = args[1]!;
+  const value = args[2]!;
+  if (args.length === 3) return then(kv.set(key, value, 0), () => OK);
+  const now = Date.now();
+  const o = parseSetOptions(args, 3, now);
+  if (o instanceof ErrorReply) return o;
+  if (o.condition === undefined && !o.get && !o.keepTtl) {
+    const e = written(value, o.expiresAtMs, now);
+    return e === null ? then(kv.delete([key]), () => OK) : then(kv.set(key, value, e.expiresAtMs), () => OK);
+  }
+  return kv.update([key], ([cur]): Update<Reply> => {
+    const ok = o.condition === undefined || (o.condition === 'NX' ? cur === undefined : cur !== undefined);
+    const result = o.get ? valueOf(cur) : ok ? OK : null;
+    if (!ok) return { result };
+    const expiresAtMs = o.keepTtl && cur !== undefined ? cur.expiresAtMs : o.expiresAtMs;
+    return { writes: [written(value, expiresAtMs, now)], result };
+  });
+}
+
+function setWithExpiry(unit: 'EX' | 'PX', name: string) {
+  return (c: Client, args: Buffer[]): Maybe<Reply> => {
+    const at = expiryFromArg(args[2]!, unit, name, Date.now());
+    if (typeof at !== 'number') return at;
+    return then(c.server.kv!.set(args[1]!, args[3]!, at), () => OK);
+  };
+}
+
+/** INCR, DECR, INCRBY, DECRBY: integer arithmetic on a decimal string, int64 bounded. */
+function incrBy(c: Client, key: Buffer, delta: number | bigint): Maybe<Reply> {
+  return c.server.kv!.update([key], ([cur]): Update<Reply> => {
+    let n: number | bigint = 0;
+    if (cur !== undefined) {
+      const parsed = parseInteger(cur.value);
+      if (parsed === undefined) return { result: Err.notInteger };
+      n = parsed;
+    }
+    let next: number | bigint;
+    if (typeof n === 'number' && typeof delta === 'number' && Number.isSafeInteger(n + delta)) {
+      next = n + delta;
+    } else {
+      const big = BigInt(n) + BigInt(delta);
+      if (big > INT64_MAX || big < INT64_MIN) return { result: Err.overflow };
+      next = big;
+    }
+    const expiresAtMs = cur === undefined ? 0 : cur.expiresAtMs;
+    return { writes: [{ value: Buffer.from(String(next)), expiresAtMs }], result: next };
+  });
+}
+
+function deltaArg(arg: Buffer, negate: boolean): number | bigint | ErrorReply {
+  const d = parseInteger(arg);
+  if (d === undefined) return Err.notInteger;
+  if (!negate) return d;
+  if (typeof d === 'bigint') {
+    if (d === INT64_MIN) return Err.overflow;
+    return -d;
+  }
+  return -d;
+}
+
+function incrByFloat(c: Client, args: Buffer[]): Maybe<Reply> {
+  const delta = parseFloatArg(args[2]!);
+  if (delta === undefined) return Err.notFloat;
+  return c.server.kv!.update([args[1]!], ([cur]): Update<Reply> => {
+    let n = 0;
+    if (cur !== undefined) {
+      const parsed = parseFloatArg(cur.value);
+      if (parsed === undefined) return { result: Err.notFloat };
+      n = parsed;
+    }
+    const next = n + delta;
+    if (!Number.isFinite(next)) return { result: Err.nanOrInfinity };
+    const text = formatFloatHuman(next);
+    const expiresAtMs = cur === undefined ? 0 : cur.expiresAtMs;
+    return { writes: [{ value: Buffer.from(text), expiresAtMs }], result: new BulkText(text) };
+  });
+}
+
+function append(c: Client, args: Buffer[]): Maybe<Reply> {
+  const add = args[2]!;
+  const max = c.server.config.bulkBytesMax;
+  return c.server.kv!.update([args[1]!], ([cur]): Update<Reply> => {
+    const before = cur === undefined ? 0 : cur.value.length;
+    if (before + add.length > max) return { result: Err.stringTooLong };
+    const value = cur === undefined ? Buffer.from(add) : Buffer.concat([cur.value, add]);
+    return { writes: [{ value, expiresAtMs: cur?.expiresAtMs ?? 0 }], result: value.length };
+  });
+}
+
+/** Redis' range clamping for GETRANGE: negative indexes count from the end. */
+export function clampRange(start: number, end: number, len: number): [number, number] | undefined {
+  if (start < 0 && end < 0 && start > end) return undefined;
+  if (start < 0) start = len + start;
+  if (end < 0) end = len + end;
+  if (start < 0) start = 0;
+  if (end < 0) end = 0;
+  if (end >= len) end = len - 1;
+  if (start > end || len === 0) return undefined;
+  return [start, end];
+}
+
+function getRange(c: Client, args: Buffer[]): Maybe<Reply> {
+  const start = parseSafeInteger(args[2]!);
+  const end = parseSafeInteger(args[3]!);
+  if (start === undefined || end === undefined) return Err.notInteger;
+  return then(c.server.kv!.get(args[1]!), (e) => {
+    countRead(c, e);
+    if (e === undefined) return Buffer.alloc(0);
+    const r = clampRange(start, end, e.value.length);
+    return r === undefined ? Buffer.alloc(0) : e.value.subarray(r[0], r[1] + 1);
+  });
+}
+
+function setRange(c: Client, args: Buffer[]): Maybe<Reply> {
+  const offset = parseSafeInteger(args[2]!);
+  if (offset === undefined) return Err.notInteger;
+  if (offset < 0) return Err.offsetOutOfRange;
+  const patch = args[3]!;
+  if (offset + patch.length > c.server.config.bulkBytesMax) return Err.stringTooLong;
+  return c.server.kv!.update([args[1]!], ([cur]): Update<Reply> => {
+    const old = cur === undefined ? Buffer.alloc(0) : cur.value;
+    if (patch.length === 0) return { result: old.length };
+    const value = Buffer.alloc(Math.max(old.length, offset + patch.length));
+    old.copy(value, 0);
+    patch.copy(value, offset);
+    return { writes: [{ value, expiresAtMs: cur?.expiresAtMs ?? 0 }], result: value.length };
+  });
+}
+
+function getEx(c: Client, args: Buffer[]): Maybe<Reply> {
+  const now = Date.now();
+  let newExpiry: number | undefined; // undefined: leave as is; 0: persist
+  for (let i = 2; i < args.length; i++) {
+    const a = args[i]!;
+    if (isKeyword(a, 'PERSIST')) {
+      if (newExpiry !== undefined) return Err.syntax;
+      newExpiry = 0;
+    } else if (isKeyword(a, 'EX') || isKeyword(a, 'PX') || isKeyword(a, 'EXAT') || isKeyword(a, 'PXAT')) {
+      if (newExpiry !== undefined || i + 1 >= args.length) return Err.syntax;
+      const at = expiryFromArg(args[++i]!, a.toString('latin1').toUpperCase() as 'EX', 'getex', now);
+      if (typeof at !== 'number') return at;
+      newExpiry = at;
+    } else {
+      return Err.syntax;
+    }
+  }
+  if (newExpiry === undefined) return then(c.server.kv!.get(args[1]!), (e) => valueOf(countRead(c, e)));
+  const expiry = newExpiry;
+  return c.server.kv!.update([args[1]!], ([cur]): Update<Reply> => {
+    countRead(c, cur);
+    if (cur === undefined) return { result: null };
+    return { writes: [written(cur.value, expiry, now)], result: cur.value };
+  });
+}
+
+function mget(c: Client, args: Buffer[]): Maybe<Reply> {
+  const kv = c.server.kv!;
+  const got: Array<Maybe<Entry | undefined>> = [];
+  let async = false;
+  for (let i = 1; i < args.length; i++) {
+    const e = kv.get(args[i]!);
+    if (e instanceof Promise) async = true;
+    got.push(e);
+  }
+  const finish = (entries: Array<Entry | undefined>): Reply => entries.map((e) => valueOf(countRead(c, e)));
+  return async ? Promise.all(got).then(finish) : finish(got as Array<Entry | undefined>);
+}
+
+function mset(c: Client, args: Buffer[]): Maybe<Reply> {
+  if ((args.length - 1) % 2 !== 0) return wrongArity('mset');
+  const kv = c.server.kv!;
+  const pending: Promise<void>[] = [];
+  for (let i = 1; i < args.length; i += 2) {
+    const r = kv.set(args[i]!, args[i + 1]!, 0);
+    if (r instanceof Promise) pending.push(r);
+  }
+  return pending.length === 0 ? OK : Promise.all(pending).then(() => OK);
+}
+
+function msetnx(c: Client, args: Buffer[]): Maybe<Reply> {
+  if ((args.length - 1) % 2 !== 0) return wrongArity('msetnx');
+  const keys: Buffer[] = [];
+  const values: Buffer[] = [];
+  for (let i = 1; i < args.length; i += 2) {
+    keys.push(args[i]!);
+    values.push(args[i + 1]!);
+  }
+  return c.server.kv!.update(keys, (cur): Update<Reply> => {
+    if (cur.some((e) => e !== undefined)) return { result: 0 };
+    return { writes: values.map((value) => ({ value, expiresAtMs: 0 })), result: 1 };
+  });
+}
+
+const S = { group: 'string' as const };
+
+export const stringCommands: CommandSpec[] = [
+  command('get', 2, ['readonly', 'fast'], [1, 1, 1], { ...S, summary: 'Returns the string value of a key.', since: '1.0.0' }, (c, a) =>
+    then(c.server.kv!.get(a[1]!), (e) => valueOf(countRead(c, e))),
+  ),
+  command('set', -3, ['write', 'denyoom'], [1, 1, 1], { ...S, summary: 'Sets the string value of a key, ignoring its type. The key is created if it doesn\'t exist.', since: '1.0.0' }, set),
+  command('setnx', 3, ['write', 'denyoom', 'fast'], [1, 1, 1], { ...S, summary: 'Set the string value of a key only when the key doesn\'t exist.', since: '1.0.0' }, (c, a) =>
+    c.server.kv!.update([a[1]!], ([cur]): Update<Reply> =>
+      cur === undefined ? { writes: [{ value: a[2]!, expiresAtMs: 0 }], result: 1 } : { result: 0 },
+    ),
+  ),
+  command('setex', 4, ['write', 'denyoom'], [1, 1, 1], { ...S, summary: 'Sets the string value and expiration time of a key. Creates the key if it doesn\'t exist.', since: '2.0.0' }, setWithExpiry('EX', 'setex')),
+  command('psetex', 4, ['write', 'denyoom'], [1, 1, 1], { ...S, summary: 'Sets both string value and expiration time in milliseconds of a key. The key is created if it doesn\'t exist.', since: '2.6.0' }, setWithExpiry('PX', 'psetex')),
+  command('getset', 3, ['write', 'denyoom', 'fast'], [1, 1, 1], { ...S, summary: 'Returns the previous string value of a key after setting it to a new value.', since: '1.0.0' }, (c, a) =>
+    c.server.kv!.update([a[1]!], ([cur]): Update<Reply> => ({ writes: [{ value: a[2]!, expiresAtMs: 0 }], result: valueOf(cur) })),
+  ),
+  command('getdel', 2, ['write', 'fast'], [1, 1, 1], { ...S, summary: 'Returns the string value of a key after deleting the key.', since: '6.2.0' }, (c, a) =>
+    c.server.kv!.update([a[1]!], ([cur]): Update<Reply> => (cur === undefined ? { result: null } : { writes: [null], result: cur.value })),
+  ),
+  command('getex', -2, ['write', 'fast'], [1, 1, 1], { ...S, summary: 'Returns the string value of a key after setting its expiration time.', since: '6.2.0' }, getEx),
+  command('mget', -2, ['readonly', 'fast'], [1, -1, 1], { ...S, summary: 'Atomically returns the string values of one or more keys.', since: '1.0.0', complexity: 'O(N) where N is the number of keys to retrieve.' }, mget),
+  command('mset', -3, ['write', 'denyoom'], [1, -1, 2], { ...S, summary: 'Atomically creates or modifies the string values of one or more keys.', since: '1.0.1', complexity: 'O(N) where N is the number of keys to set.' }, mset),
+  command('msetnx', -3, ['write', 'denyoom'], [1, -1, 2], { ...S, summary: 'Atomically modifies the string values of one or more keys only when all keys don\'t exist.', since: '1.0.1', complexity: 'O(N) where N is the number of keys to set.' }, msetnx),
+  command('strlen', 2, ['readonly', 'fast'], [1, 1, 1], { ...S, summary: 'Returns the length of a string value.', since: '2.2.0' }, (c, a) =>
+    then(c.server.kv!.get(a[1]!), (e) => (e === undefined ? 0 : e.value.length)),
+  ),
+  command('append', 3, ['write', 'denyoom', 'fast'], [1, 1, 1], { ...S, summary: 'Appends a string to the value of a key. Creates the key if it doesn\'t exist.', since: '2.0.0' }, append),
+  command('getrange', 4, ['readonly'], [1, 1, 1], { ...S, summary: 'Returns a substring of the string stored at a key.', since: '2.4.0', complexity: 'O(N) where N is the length of the returned string.' }, getRange),
+  command('setrange', 4, ['write', 'denyoom'], [1, 1, 1], { ...S, summary: 'Overwrites a part of a string value with another by an offset. Creates the key if it doesn\'t exist.', since: '2.2.0' }, setRange),
+  command('incr', 2, ['write', 'denyoom', 'fast'], [1, 1, 1], { ...S, summary: 'Increments the integer value of a key by one. Uses 0 as initial value if the key doesn\'t exist.', since: '1.0.0' }, (c, a) => incrBy(c, a[1]!, 1)),
+  command('decr', 2, ['write', 'denyoom', 'fast'], [1, 1, 1], { ...S, summary: 'Decrements the integer value of a key by one. Uses 0 as initial value if the key doesn\'t exist.', since: '1.0.0' }, (c, a) => incrBy(c, a[1]!, -1)),
+  command('incrby', 3, ['write', 'denyoom', 'fast'], [1, 1, 1], { ...S, summary: 'Increments the integer value of a key by a number. Uses 0 as initial value if the key doesn\'t exist.', since: '1.0.0' }, (c, a) => {
+    const d = deltaArg(a[2]!, false);
+    return d instanceof ErrorReply ? d : incrBy(c, a[1]!, d);
+  }),
+  command('decrby', 3, ['write', 'denyoom', 'fast'], [1, 1, 1], { ...S, summary: 'Decrements a number from the integer value of a key. Uses 0 as initial value if the key doesn\'t exist.', since: '1.0.0' }, (c, a) => {
+    const d = deltaArg(a[2]!, true);
+    return d instanceof ErrorReply ? d : incrBy(c, a[1]!, d);
+  }),
+  command('incrbyfloat', 3, ['write', 'denyoom', 'fast'], [1, 1, 1], { ...S, summary: 'Increment the floating point value of a key by a number. Uses 0 as initial value if the key doesn\'t exist.', since: '2.6.0' }, incrByFloat),
+];

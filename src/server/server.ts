@@ -1,0 +1,217 @@
+// The client-facing server: accepts RESP connections, looks commands up in the
+// table, checks arity, authentication and loading state once for every
+// command, runs the handler and keeps the statistics INFO reports.
+
+import * as net from 'node:net';
+import { performance } from 'node:perf_hooks';
+import { ErrorReply, type Reply } from '../../protocol/resp.js';
+import type { Config } from '../config.js';
+import * as C from '../constants.js';
+import type { KeyValue } from '../kv/keyvalue.js';
+import type { Logger } from '../log.js';
+import { Client } from './client.js';
+import { type CommandSpec, arityOk } from './command.js';
+import { commandTable } from './commands/index.js';
+import { Err, diskWriteFailed, unknownCommand, unknownSubcommand, wrongArity } from './errors.js';
+
+/** Thrown by handlers deep in a helper to answer with an error reply. */
+export class CommandError extends Error {
+  constructor(readonly reply: ErrorReply) {
+    super(reply.message);
+  }
+}
+
+export interface CommandStats {
+  calls: number;
+  usec: number;
+  failedCalls: number;
+  rejectedCalls: number;
+}
+
+/** Facts about the storage shown by INFO; provided by the node that owns the store. */
+export interface StorageInfo {
+  stats(): Record<string, unknown>;
+  loadingProgress(): { bytesDone: number; bytesTotal: number; startedAtMs: number } | undefined;
+}
+
+export class Server {
+  readonly commands: ReadonlyMap<string, CommandSpec>;
+  readonly clients = new Map<number, Client>();
+  readonly commandStats = new Map<string, CommandStats>();
+  readonly stats = {
+    connectionsReceived: 0,
+    commandsProcessed: 0,
+    rejectedConnections: 0,
+    keyspaceHits: 0,
+    keyspaceMisses: 0,
+    protocolErrors: 0,
+    errorReplies: 0,
+  };
+  readonly startedAtMs = Date.now();
+  /** Undefined while the dataset loads: commands without the 'loading' flag answer -LOADING. */
+  kv: KeyValue | undefined;
+  storage: StorageInfo | undefined;
+  private nextClientId = 1;
+  private readonly netServer: net.Server;
+
+  constructor(
+    /** The node's settings; CONFIG SET changes the ones marked mutable in place. */
+    readonly config: Config,
+    readonly nodeId: string,
+    readonly log: Logger,
+  ) {
+    this.commands = commandTable();
+    this.netServer = net.createServer((socket) => this.accept(socket));
+    this.netServer.on('error', (err) => log.error({ err }, 'client listener error'));
+  }
+
+  get loading(): boolean {
+    return this.kv === undefined;
+  }
+
+  listen(host: string, port: number): Promise<net.AddressInfo> {
+    return new Promise((resolve, reject) => {
+      this.netServer.once('error', reject);
+      this.netServer.listen({ host, port, backlog: 511 }, () => {
+        this.netServer.off('error', reject);
+        resolve(this.netServer.address() as net.AddressInfo);
+      });
+    });
+  }
+
+  /**
+   * Stops accepting, lets replies waiting on durability go out, then ends
+   * every client connection (destroying those that do not end in time).
+   */
+  async close(): Promise<void> {
+    const closed = new Promise<void>((resolve) => this.netServer.close(() => resolve()));
+    await new Promise<void>((resolve) => this.whenDurable(() => resolve()));
+    for (const c of this.clients.values()) c.socket.end();
+    const force = setTimeout(() => {
+      for (const c of this.clients.values()) c.socket.destroy();
+    }, C.clientsCloseGraceMs);
+    await closed;
+    clearTimeout(force);
+  }
+
+  private accept(socket: net.Socket): void {
+    this.stats.connectionsReceived++;
+    if (this.clients.size >= this.config.clientsMax) {
+      this.stats.rejectedConnections++;
+      socket.on('error', () => {});
+      socket.end(`-${Err.maxClients.message}\r\n`);
+      return;
+    }
+    const client = new Client(this, socket, this.nextClientId++);
+    this.clients.set(client.id, client);
+  }
+
+  onClientClosed(client: Client): void {
+    this.clients.delete(client.id);
+  }
+
+  parserLimits(authenticated: boolean) {
+    return {
+      bulkBytesMax: this.config.bulkBytesMax,
+      argsMax: C.multibulkArgsMax,
+      inlineBytesMax: C.inlineBytesMax,
+      queryBufferBytesMax: this.config.queryBufferBytesMax,
+      unauthenticated: authenticated ? undefined : { argsMax: C.unauthArgsMax, bulkBytesMax: C.unauthBulkBytesMax },
+    };
+  }
+
+  lookup(name: Buffer): CommandSpec | undefined {
+    if (name.length > 64) return undefined;
+    const s = name.toString('latin1');
+    return this.commands.get(s) ?? this.commands.get(s.toLowerCase());
+  }
+
+  /** Runs one command for a client: the checks every command shares, then its handler. */
+  dispatch(client: Client, spec: CommandSpec | undefined, args: Buffer[]): Reply | Promise<Reply> {
+    this.stats.commandsProcessed++;
+    if (spec === undefined) {
+      this.stats.errorReplies++;
+      return unknownCommand(args);
+    }
+    if (spec.subcommands !== undefined && args.length >= 2) {
+      const full = `${spec.name}|${args[1]!.toString('latin1').toLowerCase()}`;
+      const sub = spec.subcommands.find((s) => s.name === full);
+      if (sub === undefined) {
+        this.stats.errorReplies++;
+        return unknownSubcommand(args[1]!.toString('latin1'), spec.name);
+      }
+      spec = sub;
+    }
+    if (!arityOk(spec.arity, args.length)) return this.reject(spec, wrongArity(spec.name));
+    if (!client.authenticated && !spec.flags.includes('noauth')) return this.reject(spec, Err.noAuth);
+    if (this.kv === undefined && !spec.flags.includes('loading')) return this.reject(spec, Err.loading);
+    client.lastCommand = spec.name;
+    const stats = this.statsOf(spec.name);
+    stats.calls++;
+    const t0 = performance.now();
+    let reply: Reply | Promise<Reply>;
+    try {
+      reply = spec.handler(client, args);
+    } catch (err) {
+      reply = this.errorReply(err);
+    }
+    if (reply instanceof Promise) {
+      return reply.then(
+        (r) => this.finish(stats, t0, r),
+        (err: unknown) => this.finish(stats, t0, this.errorReply(err)),
+      );
+    }
+    return this.finish(stats, t0, reply);
+  }
+
+  private finish(stats: CommandStats, t0: number, reply: Reply): Reply {
+    stats.usec += (performance.now() - t0) * 1000;
+    if (reply instanceof ErrorReply) {
+      stats.failedCalls++;
+      this.stats.errorReplies++;
+    }
+    return reply;
+  }
+
+  private reject(spec: CommandSpec, reply: ErrorReply): ErrorReply {
+    this.statsOf(spec.name).rejectedCalls++;
+    this.stats.errorReplies++;
+    return reply;
+  }
+
+  private statsOf(name: string): CommandStats {
+    let s = this.commandStats.get(name);
+    if (s === undefined) {
+      s = { calls: 0, usec: 0, failedCalls: 0, rejectedCalls: 0 };
+      this.commandStats.set(name, s);
+    }
+    return s;
+  }
+
+  /** Maps an exception from a handler or the store to the reply a client gets. */
+  errorReply(err: unknown): ErrorReply {
+    if (err instanceof CommandError) return err.reply;
+    if (err instanceof ErrorReply) return err;
+    const e = err as Error & { code?: string };
+    switch (e?.name) {
+      case 'StorageWriteError':
+        return diskWriteFailed(e.message);
+      case 'StorageLimitError':
+        return new ErrorReply(`ERR ${e.message}`);
+      case 'StorageCorruptError':
+        this.log.error({ err: e }, 'corrupt record read');
+        return new ErrorReply(`ERR data corruption detected: ${e.message}`);
+    }
+    this.log.error({ err: e }, 'command failed');
+    return new ErrorReply(`ERR internal error: ${e?.message ?? String(err)}`);
+  }
+
+  diskErrorReply(err: Error): ErrorReply {
+    return diskWriteFailed(err.message);
+  }
+
+  whenDurable(cb: (err: Error | null) => void): void {
+    if (this.kv === undefined) cb(null);
+    else this.kv.whenDurable(cb);
+  }
+}
