@@ -99,7 +99,11 @@ export type DecodeResult =
   | { kind: 'ok'; record: DecodedRecord; length: number }
   /** The bytes end inside this record; `needBytes` from its start would complete it. */
   | { kind: 'incomplete'; needBytes: number }
-  | { kind: 'corrupt'; reason: string };
+  /**
+   * Damaged. `length` is set when only the body failed its checksum: the header
+   * verified, so the next record should start `length` bytes on.
+   */
+  | { kind: 'corrupt'; reason: string; length?: number };
 
 export interface SegmentHeader {
   segmentId: number;
@@ -226,7 +230,7 @@ export function decodeRecord(
   const length = RECORD_HEADER_BYTES + keyLength + valueLength;
   if (available < length) return { kind: 'incomplete', needBytes: length };
   if (crc32c(buf.subarray(offset + 4, offset + length)) !== buf.readUInt32LE(offset)) {
-    return { kind: 'corrupt', reason: 'record checksum mismatch' };
+    return { kind: 'corrupt', reason: 'record checksum mismatch', length };
   }
 
   const keyStart = offset + RECORD_HEADER_BYTES;

@@ -69,3 +69,76 @@ export const recoveryReadBytes = 4 * MiB;
 export const cacheEntryOverheadBytes = 64;
 /** Name of the lock file that keeps a second process out of a data directory. */
 export const lockFileName = 'LOCK';
+
+// --- Cluster (src/cluster) ---------------------------------------------------
+
+/** Redis Cluster's key space: a key's slot is CRC16(key or {tag}) mod this. */
+export const ringSlots = 16384;
+/** Replicas per key (N) when config does not say. */
+export const replicasDefault = 3;
+/**
+ * Ring tokens per unit of member weight. 512 rather than 256: with 256, about
+ * 1 in 40 random 5-node clusters had a node over 1.15x the average load; with
+ * 512 none of 300 did (docs/cluster.md). Costs ~2,000 CLUSTER SLOTS ranges.
+ */
+export const vnodesPerWeightDefault = 512;
+/** Largest weight a member may claim: bounds the tokens one gossiped entry can make us build. */
+export const memberWeightMax = 64;
+/**
+ * Most siblings a write leaves behind. Beyond it, `update` keeps the newest by
+ * HLC (Riak warns at 25 and caps at 100 siblings).
+ */
+export const siblingsMax = 64;
+/** Most siblings / version-vector entries a decoded object may carry (merges may exceed siblingsMax). */
+export const objectSiblingsDecodeMax = 4096;
+export const objectVVEntriesMax = 4096;
+/** Low bits of a hybrid logical clock timestamp that hold the logical counter (ts = ms * 2^bits + counter). */
+export const hlcLogicalBits = 10;
+/** A remote HLC further ahead of our wall clock than this is not adopted (a peer with a broken clock). */
+export const hlcMaxDriftMs = 60_000;
+/** Gossip round period; also the heartbeat interval the failure detector expects. */
+export const gossipIntervalMsDefault = 200;
+/** Live peers contacted per gossip round (push-pull). */
+export const gossipFanoutDefault = 2;
+/** A gossip exchange not answered within this is abandoned (the detector, not the timeout, decides liveness). */
+export const gossipRequestTimeoutMs = 1000;
+/** Phi above which a member is considered down (Cassandra's and Akka's default). */
+export const phiThresholdDefault = 8;
+/** Heartbeat intervals the phi detector remembers per member. */
+export const phiSampleWindowSize = 1000;
+/** Floor of the interval standard deviation, so very regular heartbeats do not make phi hair-triggered. */
+export const phiMinStdDeviationMs = 100;
+/** Silence tolerated on top of the mean interval before phi starts to climb (GC pauses, gossip hops). */
+export const phiAcceptablePauseMs = 1500;
+/** Intervals longer than this (a partition, a restart) are not recorded, so one outage does not blunt detection afterwards. */
+export const phiMaxSampleIntervalMs = 5000;
+/** Most members (including forgotten ones) a node tracks: bounds what gossip from a bad peer can make it hold. */
+export const clusterMembersMax = 1000;
+
+// --- Peer transport (protocol/peer.ts, src/peer) ---------------------------
+
+/** Largest peer frame, header included: a 512 MB value plus its key and object header fit. */
+export const peerFrameBytesMax = 600 * MiB;
+/** Largest frame accepted before a connection has finished its handshake (handshake frames are ~100 bytes). */
+export const peerHandshakeFrameBytesMax = 4 * KiB;
+/**
+ * Requests to one peer awaiting an answer (those waiting for the connection
+ * included); beyond it request() fails at once with OVERLOADED. The receiving
+ * side answers OVERLOADED beyond the same number of requests in progress.
+ */
+export const peerInflightMax = 4096;
+/** A TCP connect to a peer that has not completed within this fails. */
+export const peerConnectTimeoutMs = 3000;
+/** The whole handshake (hello to welcome) must finish within this, on both sides. */
+export const peerHandshakeTimeoutMs = 5000;
+/** Reconnect backoff with full jitter: the n-th retry waits random(0, min(cap, base * 2^n)). */
+export const peerReconnectBaseMs = 50;
+export const peerReconnectCapMs = 2000;
+/** An inbound peer connection whose unsent answers exceed this stops being read until they drain. */
+export const peerWriteBufferBytesHigh = 16 * MiB;
+/** Frames are coalesced until the end of the event-loop turn, or sent at once when this many bytes are queued. */
+export const peerFlushBytes = 1 * MiB;
+/** Inbound connections still in their handshake at once; more are closed on arrival. */
+export const peerHandshakesPendingMax = 128;
+/** TCP keepalive on peer sockets, so a silently vanished peer is noticed. */
+export const peerKeepAliveMs = 10_000;

@@ -54,17 +54,17 @@ export class Segment {
     this.fd = await io.open(this.path, 'wx+');
   }
 
-  /** Opens an existing, recovered segment for reading; it is sealed from now on. */
-  async openSealed(sizeBytes: number): Promise<void> {
+  /** Takes over the read-only fd of a recovered segment; it is sealed from now on. */
+  adoptSealed(fd: number, sizeBytes: number): void {
     assert.equal(this.fd, null);
-    this.fd = await io.open(this.path, 'r');
+    this.fd = fd;
     this.writtenBytes = this.endOffset = sizeBytes;
     this.sealed = true;
   }
 
   /** Reads `length` bytes at `offset`; the result is shorter only if the file is. */
   async read(offset: number, length: number): Promise<Buffer> {
-    assert.notEqual(this.fd, null, `read from closed segment ${this.fileName}`);
+    if (this.fd === null) assert.fail(`read from closed segment ${this.fileName}`);
     this.readsInFlight++;
     try {
       const buf = Buffer.allocUnsafe(length);

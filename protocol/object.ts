@@ -1,0 +1,224 @@
+// The binary form of a versioned object (src/cluster/types.ts): a key's
+// siblings and version vector, as stored as a segment record's value and as
+// carried in peer frames. This file is the ONE home of that format
+// (docs/cluster.md describes the model). Pure codec: bytes in, values out.
+// The segment record and the peer frame around it carry the checksums.
+//
+// All integers are little-endian.
+//
+//   offset size field
+//        0    1 version        OBJECT_FORMAT_VERSION (1)
+//        1    2 vvCount        u16, <= limits.vvEntriesMax
+//        3      vv entries, vvCount x 24 bytes, sorted by node id, ids distinct:
+//                 0   20 node id     the 40-hex node id as 20 raw bytes
+//                20    4 counter     u32, >= 1
+//        .    2 siblingCount   u16, <= limits.siblingsMax
+//        .      siblings, each 27 bytes + value, sorted by (node, counter), dots distinct:
+//                 0    2 node        u16 index into the vv entries (the dot's node)
+//                 2    4 counter     u32, 1 ..= that node's vv counter (the vv covers every dot)
+//                 6    8 hlc         u64 <= 2^53-1, hybrid logical clock of the write
+//                14    8 expiresAtMs u64 <= 2^53-1, absolute unix ms, 0 = never
+//                22    1 flags       bit 0: tombstone (a delete); other bits reserved, 0
+//                23    4 valueLength u32 <= limits.valueBytesMax; 0 for a tombstone
+//                27    v value
+//
+// The buffer holds exactly one object: trailing bytes are an error.
+//
+// Why a node index rather than the id per sibling: the vv must name every
+// sibling's node anyway, so siblings cost 2 bytes of node instead of 20.
+// Why the canonical order is enforced on decode: equal objects then have
+// equal bytes, so replicas (and Merkle trees over these bytes) agree on
+// "same" without decoding.
+
+import type { NodeId, Sibling, VersionedObject } from '../src/cluster/types.js';
+
+export const OBJECT_FORMAT_VERSION = 1;
+const VV_ENTRY_BYTES = 24;
+const SIBLING_HEADER_BYTES = 27;
+const NODE_ID_BYTES = 20;
+const u16Max = 0xffff;
+const u32Max = 0xffffffff;
+const two32 = 2 ** 32;
+
+export const ObjectFlag = {
+  Tombstone: 1,
+} as const;
+const objectFlagsKnown = ObjectFlag.Tombstone;
+
+/** What a decoder accepts (src/cluster/version.ts exports the node's values as `objectLimits`). */
+export interface ObjectLimits {
+  siblingsMax: number;
+  vvEntriesMax: number;
+  valueBytesMax: number;
+}
+
+export type ObjectDecodeResult = { kind: 'ok'; object: VersionedObject } | { kind: 'corrupt'; reason: string };
+
+const nodeIdPattern = /^[0-9a-f]{40}$/;
+
+/** True for ids this format can carry: 40 lowercase hex characters. */
+export function isNodeId(id: string): boolean {
+  return nodeIdPattern.test(id);
+}
+
+function compareIds(a: string, b: string): number {
+  return a < b ? -1 : a > b ? 1 : 0;
+}
+
+/** Bytes `encodeObject` will produce. */
+export function encodedObjectLength(obj: VersionedObject): number {
+  let length = 1 + 2 + obj.vv.size * VV_ENTRY_BYTES + 2;
+  for (const s of obj.siblings) length += SIBLING_HEADER_BYTES + (s.value?.length ?? 0);
+  return length;
+}
+
+function checkU53(name: string, value: number): void {
+  if (!Number.isSafeInteger(value) || value < 0) throw new RangeError(`${name} ${value} is not an integer in 0..2^53-1`);
+}
+
+function writeU64(buf: Buffer, value: number, offset: number): void {
+  buf.writeUInt32LE(value % two32, offset);
+  buf.writeUInt32LE(Math.floor(value / two32), offset + 4);
+}
+
+function readU64(buf: Buffer, offset: number): number {
+  return buf.readUInt32LE(offset + 4) * two32 + buf.readUInt32LE(offset);
+}
+
+/**
+ * Encodes an object into its canonical bytes (vv sorted by id, siblings by
+ * dot, whatever order they come in). An object the format cannot represent
+ * (an id that is not 40 hex, a dot the vv does not cover, a duplicate dot, a
+ * counter above u32) is a programming error: RangeError.
+ */
+export function encodeObject(obj: VersionedObject): Buffer {
+  const vv = [...obj.vv].filter(([, c]) => c !== 0).sort(([a], [b]) => compareIds(a, b));
+  if (vv.length > u16Max) throw new RangeError(`${vv.length} vv entries do not fit the format`);
+  if (obj.siblings.length > u16Max) throw new RangeError(`${obj.siblings.length} siblings do not fit the format`);
+  const index = new Map<NodeId, number>();
+  for (const [id, counter] of vv) {
+    if (!isNodeId(id)) throw new RangeError(`node id ${JSON.stringify(id)} is not 40 lowercase hex characters`);
+    if (!Number.isInteger(counter) || counter < 1 || counter > u32Max) throw new RangeError(`vv counter ${counter} out of range`);
+    index.set(id, index.size);
+  }
+  const siblings = obj.siblings.slice().sort((a, b) => compareIds(a.node, b.node) || a.counter - b.counter);
+  for (let i = 0; i < siblings.length; i++) {
+    const s = siblings[i]!;
+    const covered = obj.vv.get(s.node);
+    if (covered === undefined || !Number.isInteger(s.counter) || s.counter < 1 || s.counter > covered) {
+      throw new RangeError(`sibling ${s.node}:${s.counter} is not covered by the vv`);
+    }
+    if (i > 0 && siblings[i - 1]!.node === s.node && siblings[i - 1]!.counter === s.counter) {
+      throw new RangeError(`duplicate dot ${s.node}:${s.counter}`);
+    }
+    checkU53('hlc', s.hlc);
+    checkU53('expiresAtMs', s.expiresAtMs);
+    if (s.value !== null && s.value.length > u32Max) throw new RangeError('value too large for the format');
+  }
+
+  const buf = Buffer.allocUnsafe(encodedObjectLength(obj));
+  let o = 0;
+  buf[o++] = OBJECT_FORMAT_VERSION;
+  buf.writeUInt16LE(vv.length, o);
+  o += 2;
+  for (const [id, counter] of vv) {
+    buf.write(id, o, NODE_ID_BYTES, 'hex');
+    buf.writeUInt32LE(counter, o + NODE_ID_BYTES);
+    o += VV_ENTRY_BYTES;
+  }
+  buf.writeUInt16LE(siblings.length, o);
+  o += 2;
+  for (const s of siblings) {
+    buf.writeUInt16LE(index.get(s.node)!, o);
+    buf.writeUInt32LE(s.counter, o + 2);
+    writeU64(buf, s.hlc, o + 6);
+    writeU64(buf, s.expiresAtMs, o + 14);
+    buf[o + 22] = s.value === null ? ObjectFlag.Tombstone : 0;
+    const length = s.value?.length ?? 0;
+    buf.writeUInt32LE(length, o + 23);
+    o += SIBLING_HEADER_BYTES;
+    if (s.value !== null) o += s.value.copy(buf, o);
+  }
+  if (o !== buf.length) throw new Error(`object encoder wrote ${o} of ${buf.length} bytes`); // a bug here, not bad input
+  return buf;
+}
+
+/**
+ * Decodes and checks one object. Never throws on bad bytes: anything the
+ * encoder could not have produced is `corrupt` with a reason. Values are
+ * copied out, so `buf` may be reused afterwards.
+ */
+export function decodeObject(buf: Buffer, limits: ObjectLimits): ObjectDecodeResult {
+  const corrupt = (reason: string): ObjectDecodeResult => ({ kind: 'corrupt', reason });
+  if (buf.length < 5) return corrupt(`${buf.length} bytes is shorter than the smallest object`);
+  if (buf[0] !== OBJECT_FORMAT_VERSION) return corrupt(`unsupported object format version ${buf[0]}`);
+  let o = 1;
+  const vvCount = buf.readUInt16LE(o);
+  o += 2;
+  if (vvCount > limits.vvEntriesMax) return corrupt(`${vvCount} vv entries exceed the limit of ${limits.vvEntriesMax}`);
+  if (buf.length - o < vvCount * VV_ENTRY_BYTES + 2) return corrupt('truncated in the version vector');
+
+  const ids: NodeId[] = [];
+  const vv = new Map<NodeId, number>();
+  for (let i = 0; i < vvCount; i++) {
+    const id = buf.toString('hex', o, o + NODE_ID_BYTES);
+    const counter = buf.readUInt32LE(o + NODE_ID_BYTES);
+    o += VV_ENTRY_BYTES;
+    if (counter === 0) return corrupt(`vv counter of ${id} is 0`);
+    if (i > 0 && compareIds(ids[i - 1]!, id) >= 0) return corrupt('vv entries not sorted by distinct node id');
+    ids.push(id);
+    vv.set(id, counter);
+  }
+
+  const siblingCount = buf.readUInt16LE(o);
+  o += 2;
+  if (siblingCount > limits.siblingsMax) return corrupt(`${siblingCount} siblings exceed the limit of ${limits.siblingsMax}`);
+  const siblings: Sibling[] = [];
+  let previousIndex = -1;
+  let previousCounter = 0;
+  for (let i = 0; i < siblingCount; i++) {
+    if (buf.length - o < SIBLING_HEADER_BYTES) return corrupt(`truncated in sibling ${i}`);
+    const nodeIndex = buf.readUInt16LE(o);
+    const counter = buf.readUInt32LE(o + 2);
+    const hlc = readU64(buf, o + 6);
+    const expiresAtMs = readU64(buf, o + 14);
+    const flags = buf[o + 22]!;
+    const length = buf.readUInt32LE(o + 23);
+    o += SIBLING_HEADER_BYTES;
+
+    if (nodeIndex >= vvCount) return corrupt(`sibling ${i} names vv entry ${nodeIndex} of ${vvCount}`);
+    const node = ids[nodeIndex]!;
+    if (counter === 0 || counter > vv.get(node)!) return corrupt(`sibling ${i} dot ${node}:${counter} is not covered by the vv`);
+    if (nodeIndex < previousIndex || (nodeIndex === previousIndex && counter <= previousCounter)) {
+      return corrupt('siblings not sorted by distinct dots');
+    }
+    if (!Number.isSafeInteger(hlc) || !Number.isSafeInteger(expiresAtMs)) return corrupt(`sibling ${i} has a u64 beyond 2^53`);
+    if ((flags & ~objectFlagsKnown) !== 0) return corrupt(`sibling ${i} has unknown flags ${flags}`);
+    const tombstone = (flags & ObjectFlag.Tombstone) !== 0;
+    if (tombstone && length !== 0) return corrupt(`tombstone sibling ${i} carries ${length} value bytes`);
+    if (length > limits.valueBytesMax) return corrupt(`sibling ${i} value of ${length} bytes exceeds the limit`);
+    if (buf.length - o < length) return corrupt(`truncated in the value of sibling ${i}`);
+    const value = tombstone ? null : Buffer.from(buf.subarray(o, o + length));
+    o += length;
+    siblings.push({ node, counter, hlc, value, expiresAtMs });
+    previousIndex = nodeIndex;
+    previousCounter = counter;
+  }
+  if (o !== buf.length) return corrupt(`${buf.length - o} trailing bytes after the object`);
+  return { kind: 'ok', object: { vv, siblings } };
+}
+
+/**
+ * When the store may drop the whole object by itself: 0 (never) if any
+ * sibling, live or tombstone, has no expiry; else the latest expiry, when
+ * every sibling has expired.
+ */
+export function objectExpiry(obj: VersionedObject): number {
+  if (obj.siblings.length === 0) return 0;
+  let latest = 0;
+  for (const s of obj.siblings) {
+    if (s.expiresAtMs === 0) return 0;
+    if (s.expiresAtMs > latest) latest = s.expiresAtMs;
+  }
+  return latest;
+}

@@ -1,0 +1,105 @@
+// The ports of the cluster core: time, timers, randomness and the network,
+// passed in rather than reached for (DESIGN.md, principle 1). Production wires
+// the `system*` implementations below and the TCP transport of src/peer; the
+// tests wire a fake clock, a timer queue, a seeded PRNG and an in-process
+// lossy network (test/cluster/sim.ts), and get a deterministic cluster.
+//
+// This is the only file of src/cluster that may touch Date.now, setTimeout
+// and Math.random.
+
+import { performance } from 'node:perf_hooks';
+import type { NodeId, PeerMessage } from './types.js';
+
+/** Wall-clock time in unix milliseconds. */
+export interface Clock {
+  now(): number;
+}
+
+export interface Timers {
+  setTimeout(fn: () => void, ms: number): unknown;
+  clearTimeout(handle: unknown): void;
+}
+
+/** Uniform numbers in [0, 1). */
+export interface Random {
+  next(): number;
+}
+
+/** Where a node's peer port listens. Used before the node's id is known (seeds, CLUSTER MEET). */
+export interface PeerAddress {
+  host: string;
+  /** The peer (cluster) port, not the client port. */
+  port: number;
+}
+
+/**
+ * Request/response messaging between nodes. A request resolves with the
+ * peer's single answer, or rejects (timeout, connection refused, unknown
+ * node); the cluster core treats every rejection alike: no answer.
+ */
+export interface Transport {
+  request(to: NodeId, msg: PeerMessage, timeoutMs: number): Promise<PeerMessage>;
+  /**
+   * The same, to an address whose node id we do not know yet: the seeds a
+   * lonely node gossips with, and CLUSTER MEET. The answer tells us the id.
+   */
+  requestAddress(to: PeerAddress, msg: PeerMessage, timeoutMs: number): Promise<PeerMessage>;
+}
+
+/** What a transport calls with each incoming request; the returned message is the answer. */
+export type PeerHandler = (from: NodeId, msg: PeerMessage) => Promise<PeerMessage> | PeerMessage;
+
+export const systemClock: Clock = {
+  now: () => Date.now(),
+};
+
+/**
+ * Milliseconds that never step back (not unix time). For the gossip driver and
+ * failure detector: a wall clock stepping back would hide failures until it
+ * caught up, and one stepping forward would fake them.
+ */
+export const monotonicClock: Clock = {
+  now: () => performance.now(),
+};
+
+export const systemTimers: Timers = {
+  setTimeout: (fn, ms) => setTimeout(fn, ms),
+  clearTimeout: (handle) => clearTimeout(handle as ReturnType<typeof setTimeout>),
+};
+
+export const systemRandom: Random = {
+  next: () => Math.random(),
+};
+
+/**
+ * A seeded PRNG (mulberry32): the same seed gives the same sequence on every
+ * machine. For simulations and tests; also handy for reproducible tooling.
+ */
+export function seededRandom(seed: number): Random {
+  let a = seed >>> 0;
+  return {
+    next() {
+      a = (a + 0x6d2b79f5) >>> 0;
+      let x = Math.imul(a ^ (a >>> 15), 1 | a);
+      x = (x + Math.imul(x ^ (x >>> 7), 61 | x)) ^ x;
+      return ((x ^ (x >>> 14)) >>> 0) / 4294967296;
+    },
+  };
+}
+
+/** A uniformly random integer in [0, n). */
+export function randomInt(random: Random, n: number): number {
+  return Math.floor(random.next() * n);
+}
+
+/** `k` distinct elements of `items` in random order (all of them when k >= length). */
+export function sample<T>(random: Random, items: readonly T[], k: number): T[] {
+  const pool = items.slice();
+  const take = Math.min(k, pool.length);
+  // Partial Fisher-Yates: only the first `take` positions are shuffled.
+  for (let i = 0; i < take; i++) {
+    const j = i + randomInt(random, pool.length - i);
+    [pool[i], pool[j]] = [pool[j]!, pool[i]!];
+  }
+  return pool.slice(0, take);
+}

@@ -1,0 +1,357 @@
+// The log writer: group commit for the segment store.
+//
+// put() encodes its record straight into an in-memory batch (a growable
+// buffer per segment) and returns. The first record of a batch schedules a
+// flush with setImmediate, so every record put in one event-loop turn goes to
+// disk with ONE write syscall. One loop (`run`) does all the I/O, so writes
+// and fsyncs never overlap and the order on disk is the order of put():
+//
+//   write every batch that is waiting ─► fdatasync (if the policy or a waiter
+//   asks for it) ─► repeat while there is more; records put meanwhile wait
+//   in new batches for the next round.
+//
+// Durability is tracked with sequence numbers: every appended record gets the
+// next `issuedSeq`; `writtenSeq` and `syncedSeq` say how far the writes and the
+// fsyncs have come. A waiter is a (seq, callback) pair answered when its level
+// reaches seq, so one fsync answers every waiter whose records it covered.
+//
+// A failed write or fsync puts the writer into the failed state: every waiter
+// gets the error, the failed batches stay in memory (reads are served from
+// them, and the index keeps pointing at them), no new record is accepted
+// (the store throws StorageWriteError), and a timer retries. Writes are
+// positional, so a retry rewrites the same bytes at the same offsets; the
+// first successful round clears the failed state.
+
+import assert from 'node:assert/strict';
+import type { Logger } from 'pino';
+import { encodeRecordInto, encodeSegmentHeader, recordLength, SegmentFlag } from '../../protocol/record.js';
+import type { RecordFields } from '../../protocol/record.js';
+import { writeBatchBytesInitial, writeRetryIntervalMs } from '../constants.js';
+import { StorageWriteError } from './errors.js';
+import { fsyncDir, io, writeFully } from './io.js';
+import type { Segment } from './segment.js';
+import type { FsyncPolicy } from './types.js';
+
+/** Records bound for one segment that are not yet in the file. */
+interface Batch {
+  segment: Segment;
+  /** File offset of buf[0]. */
+  start: number;
+  buf: Buffer;
+  used: number;
+  /** Sequence number of the last record in the batch. */
+  lastSeq: number;
+  /** Set once a write of this batch has begun: later records go to a new batch. */
+  frozen: boolean;
+}
+
+interface Waiter {
+  seq: number;
+  cb: (err: Error | null) => void;
+}
+
+export interface WriterOptions {
+  dir: string;
+  fsync: FsyncPolicy;
+  logger: Logger;
+  now: () => number;
+}
+
+export class LogWriter {
+  private batches: Batch[] = [];
+  private issuedSeq = 0;
+  private writtenSeq = 0;
+  private syncedSeq = 0;
+  /** Waiting for their records to be handed to the OS ('everysec', 'no'). */
+  private writeWaiters: Waiter[] = [];
+  /** Waiting for their records to be covered by an fdatasync ('always', close, clear). */
+  private syncWaiters: Waiter[] = [];
+  /** Segments written since their last fdatasync. */
+  private readonly dirty = new Set<Segment>();
+  /** A segment file was created since the directory's last fsync. */
+  private dirDirty = false;
+  private syncWanted = false;
+  private running = false;
+  private scheduled = false;
+  private retryTimer: NodeJS.Timeout | null = null;
+  private stopped = false;
+
+  /** Set while writes fail; put() must not add records then. */
+  failure: StorageWriteError | null = null;
+  writes = 0;
+  fsyncs = 0;
+  writeErrors = 0;
+  /** Wall-clock ms when the last fsync round completed (0 = never). */
+  lastFsyncMs = 0;
+  lastFsyncDurationMs = 0;
+
+  constructor(private readonly opts: WriterOptions) {}
+
+  /** Bytes of records not yet handed to the OS. */
+  get pendingBytes(): number {
+    let n = 0;
+    for (const b of this.batches) n += b.used;
+    return n;
+  }
+
+  /**
+   * Appends a record to `segment` (the active one) and returns its offset in
+   * the segment file. A segment's header goes in front of its first record.
+   */
+  append(segment: Segment, rec: RecordFields): number {
+    // (assert.fail behind an if: a template message would be built on every call)
+    if (segment.sealed) assert.fail(`append to sealed segment ${segment.fileName}`);
+    assert.equal(this.failure, null, 'append while the writer is failed');
+    if (segment.endOffset === 0) this.appendHeader(segment);
+    const length = recordLength(rec.key.length, rec.value.length);
+    const b = this.batchFor(segment, length);
+    const offset = b.start + b.used;
+    assert.equal(offset, segment.endOffset, 'batch out of step with its segment');
+    encodeRecordInto(rec, b.buf, b.used);
+    b.used += length;
+    segment.endOffset += length;
+    b.lastSeq = ++this.issuedSeq;
+    this.schedule();
+    return offset;
+  }
+
+  /** Queues the segment file header; the file itself is created by the first flush. */
+  appendHeader(segment: Segment): void {
+    assert.equal(segment.endOffset, 0, 'segment header must come first');
+    const header = encodeSegmentHeader({
+      segmentId: segment.id,
+      createdAtMs: this.opts.now(),
+      flags: segment.startsGeneration ? SegmentFlag.GenerationStart : 0,
+    });
+    const b = this.batchFor(segment, header.length);
+    header.copy(b.buf, b.used);
+    b.used += header.length;
+    segment.endOffset += header.length;
+    b.lastSeq = ++this.issuedSeq;
+    this.schedule();
+  }
+
+  /** The bytes of a record that is still in memory (not yet written), if it is. */
+  readFromMemory(segment: Segment, offset: number, length: number): Buffer | undefined {
+    if (offset < segment.writtenBytes) return undefined;
+    for (let i = this.batches.length - 1; i >= 0; i--) {
+      const b = this.batches[i]!;
+      if (b.segment === segment && offset >= b.start && offset + length <= b.start + b.used) {
+        return b.buf.subarray(offset - b.start, offset - b.start + length);
+      }
+    }
+    return undefined;
+  }
+
+  /** Calls cb once every record appended so far is durable under the fsync policy. */
+  whenDurable(cb: (err: Error | null) => void): void {
+    const seq = this.issuedSeq;
+    const always = this.opts.fsync === 'always';
+    if ((always ? this.syncedSeq : this.writtenSeq) >= seq) {
+      process.nextTick(cb, null);
+    } else if (this.failure) {
+      process.nextTick(cb, this.failure);
+    } else {
+      (always ? this.syncWaiters : this.writeWaiters).push({ seq, cb });
+      this.schedule();
+    }
+  }
+
+  /**
+   * Resolves once every record appended so far is written and fdatasynced,
+   * whatever the policy (close, clear). In the failed state this retries now.
+   */
+  sync(): Promise<void> {
+    return new Promise((resolve, reject) => {
+      const seq = this.issuedSeq;
+      if (this.syncedSeq >= seq && this.dirty.size === 0 && !this.dirDirty) return resolve();
+      this.syncWaiters.push({ seq, cb: (err) => (err ? reject(err) : resolve()) });
+      void this.run();
+    });
+  }
+
+  /** Asks for an fsync round if anything was written since the last one ('everysec'). */
+  requestSync(): void {
+    if (this.dirty.size === 0 && !this.dirDirty) return;
+    this.syncWanted = true;
+    this.schedule();
+  }
+
+  /** Drops a segment that is about to be closed and deleted (clear()). */
+  forget(segment: Segment): void {
+    assert(!this.batches.some((b) => b.segment === segment), 'forgetting a segment with unwritten records');
+    this.dirty.delete(segment);
+  }
+
+  /** No more retries (close). */
+  stop(): void {
+    this.stopped = true;
+    if (this.retryTimer) clearTimeout(this.retryTimer);
+    this.retryTimer = null;
+  }
+
+  // --- the I/O loop --------------------------------------------------------------
+
+  private batchFor(segment: Segment, need: number): Batch {
+    const last = this.batches.at(-1);
+    if (!last || last.frozen || last.segment !== segment) {
+      const b: Batch = {
+        segment,
+        start: segment.endOffset,
+        buf: Buffer.allocUnsafeSlow(Math.max(writeBatchBytesInitial, need)),
+        used: 0,
+        lastSeq: this.issuedSeq,
+        frozen: false,
+      };
+      this.batches.push(b);
+      return b;
+    }
+    if (last.used + need > last.buf.length) {
+      // Grow by doubling. Earlier readFromMemory() views keep the old buffer alive
+      // and still valid: its bytes never change.
+      const grown = Buffer.allocUnsafeSlow(Math.max(last.buf.length * 2, last.used + need));
+      last.buf.copy(grown, 0, 0, last.used);
+      last.buf = grown;
+    }
+    return last;
+  }
+
+  private schedule(): void {
+    if (this.scheduled || this.running || this.failure || this.stopped) return;
+    this.scheduled = true;
+    setImmediate(() => {
+      this.scheduled = false;
+      void this.run();
+    });
+  }
+
+  private async run(): Promise<void> {
+    if (this.running) return;
+    this.running = true;
+    try {
+      for (;;) {
+        if (this.batches.length > 0) {
+          await this.writeBatches();
+          this.answer(this.writeWaiters, this.writtenSeq);
+          if (this.opts.fsync === 'always') this.syncWanted = true;
+        }
+        if (this.syncWanted || this.syncWaiters.length > 0) {
+          this.syncWanted = false;
+          await this.syncDirty();
+          this.answer(this.syncWaiters, this.syncedSeq);
+        }
+        if (this.batches.length === 0 && !this.syncWanted && this.syncWaiters.length === 0) break;
+      }
+      if (this.failure) {
+        this.opts.logger.warn({ dir: this.opts.dir }, 'storage: writes succeed again; accepting writes');
+        this.failure = null;
+      }
+    } catch (err) {
+      this.enterFailure(err);
+    } finally {
+      this.running = false;
+    }
+  }
+
+  /** Writes every batch waiting now: one write per segment touched. */
+  private async writeBatches(): Promise<void> {
+    const n = this.batches.length;
+    for (let i = 0; i < n; i++) this.batches[i]!.frozen = true;
+    for (let i = 0; i < n; i++) {
+      const b = this.batches[0]!;
+      const seg = b.segment;
+      if (seg.fd === null) {
+        await seg.create();
+        this.dirDirty = true;
+      }
+      assert.equal(seg.writtenBytes, b.start, `write to ${seg.fileName} out of order`);
+      this.writes++;
+      await writeFully(seg.fd!, b.buf, 0, b.used, b.start);
+      seg.writtenBytes = b.start + b.used;
+      this.dirty.add(seg);
+      this.batches.shift();
+      this.writtenSeq = b.lastSeq;
+    }
+  }
+
+  /** fdatasyncs every segment written since its last sync, and the directory if a file was created. */
+  private async syncDirty(): Promise<void> {
+    const target = this.writtenSeq;
+    const started = Date.now();
+    let synced = false;
+    for (const seg of [...this.dirty]) {
+      if (seg.fd !== null) {
+        this.fsyncs++;
+        await io.fdatasync(seg.fd);
+        synced = true;
+      }
+      this.dirty.delete(seg);
+    }
+    if (this.dirDirty) {
+      this.fsyncs++;
+      await fsyncDir(this.opts.dir);
+      this.dirDirty = false;
+      synced = true;
+    }
+    this.syncedSeq = target;
+    if (synced) {
+      this.lastFsyncMs = Date.now();
+      this.lastFsyncDurationMs = this.lastFsyncMs - started;
+    }
+  }
+
+  /** Calls back, in order, every waiter whose seq the level has reached. */
+  private answer(queue: Waiter[], level: number): void {
+    let k = 0;
+    while (k < queue.length && queue[k]!.seq <= level) k++;
+    if (k === 0) return;
+    for (const w of queue.splice(0, k)) LogWriter.call(w, null);
+  }
+
+  private enterFailure(cause: unknown): void {
+    const code = (cause as NodeJS.ErrnoException)?.code ?? '';
+    const message = cause instanceof Error ? cause.message : String(cause);
+    const firstFailure = this.failure === null;
+    this.failure = new StorageWriteError(
+      `writing to ${this.opts.dir} failed (${code || message}); ` +
+        'writes are refused until a retry succeeds: free disk space or fix the device',
+      cause,
+    );
+    this.writeErrors++;
+    // Sync again after the retry: after a failed fdatasync, or a write that may
+    // have partly reached the file, nothing written since the last good sync is proven.
+    this.syncWanted = true;
+    // One error line per outage, not one per retry (a full disk would flood the log).
+    const log = firstFailure ? this.opts.logger.error.bind(this.opts.logger) : this.opts.logger.debug.bind(this.opts.logger);
+    log(
+      { err: cause, dir: this.opts.dir, pendingBytes: this.pendingBytes, writeErrors: this.writeErrors },
+      `storage: write failed: ${message}; retrying every ${writeRetryIntervalMs} ms`,
+    );
+    // Waiters whose records made it before the failure (an earlier segment of
+    // the same round) are answered as such; only the rest get the error.
+    this.answer(this.writeWaiters, this.writtenSeq);
+    this.answer(this.syncWaiters, this.syncedSeq);
+    const waiters = [...this.writeWaiters, ...this.syncWaiters];
+    this.writeWaiters = [];
+    this.syncWaiters = [];
+    for (const w of waiters) LogWriter.call(w, this.failure);
+    if (!this.stopped && !this.retryTimer) {
+      this.retryTimer = setTimeout(() => {
+        this.retryTimer = null;
+        void this.run();
+      }, writeRetryIntervalMs);
+      this.retryTimer.unref();
+    }
+  }
+
+  private static call(w: Waiter, err: Error | null): void {
+    try {
+      w.cb(err);
+    } catch (e) {
+      // A throwing callback is the caller's bug; surface it without breaking the loop.
+      process.nextTick(() => {
+        throw e;
+      });
+    }
+  }
+}

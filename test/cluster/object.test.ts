@@ -1,0 +1,159 @@
+// The object codec (protocol/object.ts): round trips of thousands of objects
+// from random histories, canonical bytes, limits, and no input ever making
+// the decoder throw (random bytes, every truncation, bit flips).
+
+import t from 'tap';
+import { decodeObject, encodeObject, encodedObjectLength, objectExpiry, OBJECT_FORMAT_VERSION } from '../../protocol/object.js';
+import type { ObjectLimits } from '../../protocol/object.js';
+import { randomInt, seededRandom } from '../../src/cluster/ports.js';
+import type { VersionedObject } from '../../src/cluster/types.js';
+import { equalObjects, objectLimits, update } from '../../src/cluster/version.js';
+import { nodeId } from './helpers.js';
+import { randomHistory } from './histories.js';
+
+const objects = Array.from({ length: 60 }, (_, seed) =>
+  randomHistory(1000 + seed, { steps: 30, hlcRange: 2 ** 50, expiryProbability: 0.2 }).objects,
+).flat();
+
+function decodeOk(buf: Buffer, limits: ObjectLimits = objectLimits): VersionedObject {
+  const r = decodeObject(buf, limits);
+  if (r.kind !== 'ok') throw new Error(`decode failed: ${r.reason}`);
+  return r.object;
+}
+
+t.test('round trip', async (t) => {
+  let failures = 0;
+  for (const obj of objects) {
+    const buf = encodeObject(obj);
+    if (buf.length !== encodedObjectLength(obj) || !equalObjects(decodeOk(buf), obj)) failures++;
+  }
+  t.equal(failures, 0, `${objects.length} objects`);
+  t.ok(equalObjects(decodeOk(encodeObject({ vv: new Map(), siblings: [] })), { vv: new Map(), siblings: [] }), 'the empty object');
+});
+
+t.test('bytes are canonical: insertion order does not matter', async (t) => {
+  const obj = objects.find((o) => o.vv.size >= 3 && o.siblings.length >= 2)!;
+  const shuffled: VersionedObject = { vv: new Map([...obj.vv].reverse()), siblings: obj.siblings.slice().reverse() };
+  t.ok(encodeObject(shuffled).equals(encodeObject(obj)));
+});
+
+t.test('values are copied out of the input buffer', async (t) => {
+  const obj = update(null, new Map(), nodeId(1), 1, Buffer.from('hello'), 0);
+  const buf = encodeObject(obj);
+  const decoded = decodeOk(buf);
+  buf.fill(0);
+  t.equal(decoded.siblings[0]!.value!.toString(), 'hello');
+});
+
+t.test('tombstones and expiry survive', async (t) => {
+  const a = nodeId(1);
+  let obj = update(null, new Map(), a, 5, Buffer.from('x'), 1_700_000_000_000);
+  obj = update(obj, new Map(), a, 6, null, 0);
+  const back = decodeOk(encodeObject(obj));
+  t.equal(back.siblings[0]!.expiresAtMs, 1_700_000_000_000);
+  t.equal(back.siblings[1]!.value, null, 'tombstone');
+});
+
+t.test('the encoder refuses what the format cannot carry', async (t) => {
+  const a = nodeId(1);
+  const good = update(null, new Map(), a, 1, Buffer.from('x'), 0);
+  t.throws(() => encodeObject({ vv: new Map([['not-hex', 1]]), siblings: [] }), RangeError);
+  t.throws(() => encodeObject({ vv: new Map([[a.toUpperCase(), 1]]), siblings: [] }), RangeError, 'upper-case hex would not round-trip');
+  t.throws(() => encodeObject({ vv: new Map(), siblings: good.siblings }), RangeError, 'dot not covered');
+  t.throws(() => encodeObject({ vv: good.vv, siblings: [good.siblings[0]!, good.siblings[0]!] }), RangeError, 'duplicate dot');
+  t.throws(() => encodeObject({ vv: good.vv, siblings: [{ ...good.siblings[0]!, hlc: 2 ** 60 }] }), RangeError);
+  t.throws(() => encodeObject({ vv: new Map([[a, 2 ** 32]]), siblings: [] }), RangeError);
+});
+
+t.test('the decoder rejects non-canonical and out-of-limit input', async (t) => {
+  const [a, b] = [nodeId(1), nodeId(2)].sort();
+  let obj = update(null, new Map(), a!, 1, Buffer.from('x'), 0);
+  obj = update(obj, new Map(), b!, 2, Buffer.from('yy'), 0);
+  const buf = encodeObject(obj);
+  const corrupt = (bytes: Buffer, limits: ObjectLimits = objectLimits) => {
+    const r = decodeObject(bytes, limits);
+    return r.kind === 'corrupt' ? r.reason : 'decoded';
+  };
+  t.match(corrupt(buf, { ...objectLimits, siblingsMax: 1 }), /exceed the limit/);
+  t.match(corrupt(buf, { ...objectLimits, vvEntriesMax: 1 }), /exceed the limit/);
+  t.match(corrupt(buf, { ...objectLimits, valueBytesMax: 1 }), /exceeds the limit/);
+  t.match(corrupt(Buffer.concat([buf, Buffer.from([0])])), /trailing/);
+  const v2 = Buffer.from(buf);
+  v2[0] = OBJECT_FORMAT_VERSION + 1;
+  t.match(corrupt(v2), /version/);
+
+  const swapped = Buffer.from(buf); // swap the two vv entries: unsorted
+  buf.copy(swapped, 3, 27, 51);
+  buf.copy(swapped, 27, 3, 27);
+  t.match(corrupt(swapped), /not sorted/);
+
+  const uncovered = Buffer.from(buf); // first sibling's counter above its vv entry
+  const firstSibling = 3 + 2 * 24 + 2;
+  uncovered.writeUInt32LE(9, firstSibling + 2);
+  t.match(corrupt(uncovered), /not covered/);
+
+  const badIndex = Buffer.from(buf);
+  badIndex.writeUInt16LE(7, firstSibling);
+  t.match(corrupt(badIndex), /names vv entry/);
+
+  const flags = Buffer.from(buf);
+  flags[firstSibling + 22] = 0x80;
+  t.match(corrupt(flags), /unknown flags/);
+
+  const tombWithValue = Buffer.from(buf);
+  tombWithValue[firstSibling + 22] = 1;
+  t.match(corrupt(tombWithValue), /tombstone/);
+});
+
+t.test('no input makes the decoder throw', async (t) => {
+  const random = seededRandom(3);
+  let decoded = 0;
+  let notCanonical = 0;
+  let runs = 0;
+  // Every truncation of some valid encodings: always corrupt, never a throw.
+  for (const obj of objects.slice(0, 200)) {
+    const buf = encodeObject(obj);
+    for (let cut = 0; cut < buf.length; cut++) {
+      runs++;
+      if (decodeObject(buf.subarray(0, cut), objectLimits).kind === 'ok') t.fail(`a truncation to ${cut} bytes decoded`);
+    }
+  }
+  // Random bit flips and byte overwrites of valid encodings.
+  for (let i = 0; i < 20_000; i++) {
+    const buf = Buffer.from(encodeObject(objects[randomInt(random, objects.length)]!));
+    for (let k = 1 + randomInt(random, 3); k > 0; k--) {
+      const at = randomInt(random, buf.length);
+      if (random.next() < 0.5) buf[at]! ^= 1 << randomInt(random, 8);
+      else buf[at] = randomInt(random, 256);
+    }
+    runs++;
+    const r = decodeObject(buf, objectLimits);
+    if (r.kind === 'ok') {
+      decoded++;
+      // The decoder accepts only canonical bytes, so whatever decodes re-encodes to the very same bytes.
+      if (!encodeObject(r.object).equals(buf)) notCanonical++;
+    }
+  }
+  // Pure noise, sometimes with a plausible version byte.
+  for (let i = 0; i < 20_000; i++) {
+    const buf = Buffer.alloc(randomInt(random, 200));
+    for (let k = 0; k < buf.length; k++) buf[k] = randomInt(random, 256);
+    if (buf.length > 0 && random.next() < 0.5) buf[0] = OBJECT_FORMAT_VERSION;
+    runs++;
+    decodeObject(buf, objectLimits);
+  }
+  t.equal(notCanonical, 0, 'every mutated encoding that decoded re-encodes byte for byte');
+  t.pass(`${runs} damaged inputs, none threw (${decoded} mutated encodings still decoded: flips in values or HLCs)`);
+});
+
+t.test('objectExpiry', async (t) => {
+  const a = nodeId(1);
+  const one = (expiresAtMs: number, value: Buffer | null = Buffer.from('x')) => update(null, new Map(), a, 1, value, expiresAtMs);
+  t.equal(objectExpiry({ vv: new Map(), siblings: [] }), 0, 'empty: no expiry');
+  t.equal(objectExpiry(one(500)), 500);
+  t.equal(objectExpiry(one(0)), 0);
+  const two = update(one(500), new Map(), a, 2, Buffer.from('y'), 900);
+  t.equal(objectExpiry(two), 900, 'every sibling expires: the latest');
+  const withTombstone = update(one(500), new Map(), a, 2, null, 0);
+  t.equal(objectExpiry(withTombstone), 0, 'a tombstone without expiry keeps the object');
+});

@@ -1,0 +1,152 @@
+// Starts real Distri-KV nodes as child processes, the way `npm start` does
+// (node dist/src/cli.js start ...), each with its own temporary data
+// directory, and reads their JSON logs to learn when they serve.
+
+import { type ChildProcess, spawn } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import * as net from 'node:net';
+import { fileURLToPath } from 'node:url';
+
+const here = path.dirname(fileURLToPath(import.meta.url));
+/** Repository root (this file runs from dist/test/e2e). */
+export const root = path.resolve(here, '../../..');
+export const cliPath = path.join(root, 'dist/src/cli.js');
+
+export interface NodeProcess {
+  proc: ChildProcess;
+  port: number;
+  adminPort: number;
+  dataDir: string;
+  /** Every log line the node printed, parsed. */
+  logs: Array<Record<string, unknown>>;
+  /** Resolves with the exit code (or signal name) when the process ends. */
+  exited: Promise<number | string>;
+  stop(signal?: NodeJS.Signals): Promise<number | string>;
+}
+
+export function tempDir(prefix = 'dkv-test-'): string {
+  return fs.mkdtempSync(path.join(os.tmpdir(), prefix));
+}
+
+/** A port nobody listens on right now (the OS picks it). */
+export async function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const s = net.createServer();
+    s.once('error', reject);
+    s.listen(0, '127.0.0.1', () => {
+      const port = (s.address() as net.AddressInfo).port;
+      s.close(() => resolve(port));
+    });
+  });
+}
+
+export interface StartOptions {
+  args?: string[];
+  env?: Record<string, string>;
+  dataDir?: string;
+  /** Wait for "serving" (default) or only for "listening". */
+  waitFor?: 'serving' | 'listening';
+  timeoutMs?: number;
+}
+
+export async function startNode(opts: StartOptions = {}): Promise<NodeProcess> {
+  const dataDir = opts.dataDir ?? tempDir();
+  const port = await freePort();
+  const adminPort = await freePort();
+  const args = [cliPath, 'start', '--port', String(port), '--admin-port', String(adminPort), '--data-dir', dataDir, ...(opts.args ?? [])];
+  const proc = spawn(process.execPath, args, {
+    env: { ...process.env, ...opts.env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  const logs: Array<Record<string, unknown>> = [];
+  const exited = new Promise<number | string>((resolve) => proc.on('exit', (code, signal) => resolve(code ?? signal ?? -1)));
+  const want = (opts.waitFor ?? 'serving') === 'serving' ? 'data loaded; serving' : 'listening; loading data';
+  let stderr = '';
+  await new Promise<void>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`node did not start in time; stderr:\n${stderr}`)), opts.timeoutMs ?? 20000);
+    let pending = '';
+    proc.stderr!.on('data', (chunk: Buffer) => {
+      stderr += chunk.toString();
+      pending += chunk.toString();
+      let nl: number;
+      while ((nl = pending.indexOf('\n')) >= 0) {
+        const line = pending.slice(0, nl);
+        pending = pending.slice(nl + 1);
+        try {
+          const entry = JSON.parse(line) as Record<string, unknown>;
+          logs.push(entry);
+          if (entry.msg === want) {
+            clearTimeout(timer);
+            resolve();
+          }
+        } catch {
+          /* not a log line */
+        }
+      }
+    });
+    void exited.then((code) => {
+      clearTimeout(timer);
+      reject(new Error(`node exited with ${code} before starting; stderr:\n${stderr}`));
+    });
+  });
+  return {
+    proc,
+    port,
+    adminPort,
+    dataDir,
+    logs,
+    exited,
+    stop(signal: NodeJS.Signals = 'SIGTERM') {
+      if (proc.exitCode === null && proc.signalCode === null) proc.kill(signal);
+      return exited;
+    },
+  };
+}
+
+/** Runs a command to completion, collecting its output. */
+export function run(cmd: string, args: string[], opts: { input?: string | Buffer; timeoutMs?: number; env?: Record<string, string> } = {}): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  return new Promise((resolve, reject) => {
+    const p = spawn(cmd, args, { stdio: ['pipe', 'pipe', 'pipe'], env: { ...process.env, ...opts.env } });
+    let stdout = '';
+    let stderr = '';
+    p.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
+    p.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+    const timer = setTimeout(() => {
+      p.kill('SIGKILL');
+      reject(new Error(`${cmd} ${args.join(' ')} timed out; stdout: ${stdout.slice(-2000)} stderr: ${stderr.slice(-2000)}`));
+    }, opts.timeoutMs ?? 60000);
+    p.on('error', reject);
+    p.on('exit', (code) => {
+      clearTimeout(timer);
+      resolve({ code, stdout, stderr });
+    });
+    if (opts.input !== undefined) p.stdin.end(opts.input);
+    else p.stdin.end();
+  });
+}
+
+/** Sends raw bytes and collects what comes back until `until` matches or the socket closes. */
+export function rawExchange(port: number, bytes: Buffer | string, until?: (got: string) => boolean, timeoutMs = 5000): Promise<{ data: string; closed: boolean }> {
+  return new Promise((resolve, reject) => {
+    const sock = net.connect(port, '127.0.0.1');
+    let data = '';
+    let done = false;
+    const finish = (closed: boolean) => {
+      if (done) return;
+      done = true;
+      clearTimeout(timer);
+      sock.destroy();
+      resolve({ data, closed });
+    };
+    const timer = setTimeout(() => (until ? reject(new Error(`timeout; got ${JSON.stringify(data)}`)) : finish(false)), timeoutMs);
+    sock.on('data', (d) => {
+      data += d.toString('latin1');
+      if (until?.(data)) finish(false);
+    });
+    sock.on('close', () => finish(true));
+    sock.on('error', () => finish(true));
+    sock.write(bytes);
+  });
+}

@@ -1,0 +1,199 @@
+// Durability: what whenDurable promises under each fsync policy, group commit
+// (one write per event-loop turn, one fsync for many writes), and how the
+// store behaves when the disk fails (ENOSPC, EIO) and then recovers.
+// Faults are injected by replacing functions of the `io` object.
+
+import t from 'tap';
+import { writeRetryIntervalMs } from '../../src/constants.js';
+import { io } from '../../src/storage/io.js';
+import { StorageWriteError } from '../../src/storage/store.js';
+import type { SegmentStore } from '../../src/storage/store.js';
+import { captureLog, durable, open, read, tempDir } from './helpers.js';
+
+const b = (s: string) => Buffer.from(s);
+const real = { ...io };
+t.afterEach(() => Object.assign(io, real));
+
+function whenDurable(store: SegmentStore): Promise<Error | null> {
+  return new Promise((resolve) => store.whenDurable(resolve));
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+t.test("'always': whenDurable answers only after an fdatasync", async (t) => {
+  const store = await open(tempDir(t), { fsync: 'always' });
+  t.teardown(() => store.close());
+  let synced = 0;
+  io.fdatasync = async (fd) => {
+    await real.fdatasync(fd);
+    synced++;
+  };
+  store.put(b('k'), b('v'), 0);
+  const err = await new Promise<Error | null>((resolve) =>
+    store.whenDurable((e) => {
+      t.ok(synced >= 1, 'a segment fdatasync completed before the callback');
+      resolve(e);
+    }),
+  );
+  t.equal(err, null);
+  t.ok(store.stats().fsyncs >= 1);
+  t.ok(store.stats().lastFsyncMs > 0);
+
+  // Already durable: answered (asynchronously) without another fsync.
+  const before = store.stats().fsyncs;
+  let sync = true;
+  const p = whenDurable(store).then(() => t.notOk(sync, 'never called back synchronously'));
+  sync = false;
+  await p;
+  t.equal(store.stats().fsyncs, before);
+
+  // Every write is synced under 'always', whether or not anyone asked.
+  store.put(b('unwatched'), b('v'), 0);
+  const deadline = Date.now() + 2000;
+  while (store.stats().fsyncs === before && Date.now() < deadline) await sleep(5);
+  t.equal(store.stats().fsyncs, before + 1);
+});
+
+t.test("'no' and 'everysec': whenDurable answers after write(), before any fsync", async (t) => {
+  for (const fsync of ['no', 'everysec'] as const) {
+    const store = await open(tempDir(t), { fsync });
+    store.put(b('k'), b('v'), 0);
+    t.equal(await whenDurable(store), null);
+    const s = store.stats();
+    t.equal(s.writes, 1, `${fsync}: written`);
+    t.equal(s.fsyncs, 0, `${fsync}: not synced yet`);
+    if (fsync === 'everysec') {
+      const deadline = Date.now() + 2500;
+      while (store.stats().fsyncs === 0 && Date.now() < deadline) await sleep(50);
+      t.ok(store.stats().fsyncs > 0, 'everysec: synced within about a second');
+    }
+    await store.close();
+    t.ok(store.stats().fsyncs > 0, `${fsync}: close syncs`);
+  }
+});
+
+t.test('group commit: many puts in one turn, one write, at most two fsyncs', async (t) => {
+  const store = await open(tempDir(t), { fsync: 'always' });
+  t.teardown(() => store.close());
+  const acks: Promise<Error | null>[] = [];
+  for (let i = 0; i < 1000; i++) {
+    store.put(b(`k${i}`), b(`v${i}`), 0);
+    acks.push(whenDurable(store));
+  }
+  const errs = await Promise.all(acks);
+  t.ok(errs.every((e) => e === null));
+  const s = store.stats();
+  t.equal(s.writes, 1, 'one write for the whole turn');
+  t.ok(s.fsyncs <= 2, `fsyncs: ${s.fsyncs} (segment file, and directory for the new file)`);
+  // The next turn's writes need one more write and one more fdatasync, no directory sync.
+  store.put(b('next'), b('turn'), 0);
+  t.equal(await whenDurable(store), null);
+  t.equal(store.stats().writes, 2);
+  t.equal(store.stats().fsyncs, s.fsyncs + 1);
+});
+
+t.test('a write arriving during an fsync waits for the next one', async (t) => {
+  const store = await open(tempDir(t), { fsync: 'always' });
+  t.teardown(() => store.close());
+  store.put(b('warm'), b('up'), 0); // creates the file, so only segment syncs follow
+  await durable(store);
+
+  const events: string[] = [];
+  let release: (() => void) | null = null;
+  io.fdatasync = async (fd) => {
+    events.push('sync-start');
+    if (events.filter((e) => e === 'sync-start').length === 1) await new Promise<void>((r) => (release = r));
+    await real.fdatasync(fd);
+    events.push('sync-end');
+  };
+  store.put(b('a'), b('1'), 0);
+  const a = whenDurable(store).then(() => events.push('a'));
+  while (release === null) await sleep(1);
+  // 'a' is written now but its fsync has not finished: asking again must wait for it.
+  const c = whenDurable(store).then(() => events.push('c'));
+  store.put(b('b'), b('2'), 0); // during the first fsync
+  const bb = whenDurable(store).then(() => events.push('b'));
+  (release as () => void)();
+  await Promise.all([a, bb, c]);
+  t.same(events, ['sync-start', 'sync-end', 'a', 'c', 'sync-start', 'sync-end', 'b']);
+});
+
+t.test('ENOSPC: callers get the error, writes are refused, reads work, a retry recovers', async (t) => {
+  const dir = tempDir(t);
+  const log = captureLog();
+  let store = await open(dir, { fsync: 'always', logger: log.logger, cacheBytes: 0 });
+  store.put(b('before'), b('ok'), 0);
+  await durable(store);
+
+  let failing = true;
+  io.write = async (...args) => {
+    if (failing) throw Object.assign(new Error('ENOSPC: no space left on device, write'), { code: 'ENOSPC' });
+    return real.write(...args);
+  };
+  store.put(b('victim'), b('held in memory'), 0);
+  const err = await whenDurable(store);
+  t.type(err, StorageWriteError);
+  t.match(err?.message, /ENOSPC/);
+  t.equal(((err as StorageWriteError).cause as NodeJS.ErrnoException).code, 'ENOSPC');
+  t.ok(store.stats().writeFailed);
+  t.equal(store.stats().writeErrors, 1);
+  t.match(log.problems().join('\n'), /write failed/);
+
+  t.throws(() => store.put(b('new'), b('x'), 0), StorageWriteError, 'no new writes while failed');
+  t.throws(() => store.delete(b('before')), StorageWriteError);
+  t.type(await whenDurable(store), StorageWriteError, 'asking for durability while failed gets the error');
+  t.equal(await read(store, 'before'), 'ok', 'reads from disk work');
+  t.equal(await read(store, 'victim'), 'held in memory', 'the failed batch is still served');
+
+  // Retries keep failing while the disk is full...
+  await sleep(writeRetryIntervalMs * 2.5);
+  t.ok(store.stats().writeErrors >= 2, 'retried');
+  t.ok(store.stats().writeFailed);
+
+  // ...and succeed once there is space again.
+  failing = false;
+  const deadline = Date.now() + 5000;
+  while (store.stats().writeFailed && Date.now() < deadline) await sleep(20);
+  t.notOk(store.stats().writeFailed, 'recovered');
+  t.equal(await whenDurable(store), null);
+  store.put(b('after'), b('fine'), 0);
+  t.equal(await whenDurable(store), null);
+  await store.close();
+
+  store = await open(dir);
+  t.teardown(() => store.close());
+  t.equal(await read(store, 'before'), 'ok');
+  t.equal(await read(store, 'victim'), 'held in memory', 'the retried batch reached the file');
+  t.equal(await read(store, 'after'), 'fine');
+  t.equal(store.stats().recovery.corruptRecordsSkipped, 0);
+});
+
+t.test('EIO on fdatasync is reported and retried', async (t) => {
+  const store = await open(tempDir(t), { fsync: 'always' });
+  t.teardown(() => store.close());
+  store.put(b('warm'), b('up'), 0);
+  await durable(store);
+  let fails = 1;
+  io.fdatasync = async (fd) => {
+    if (fails-- > 0) throw Object.assign(new Error('EIO: i/o error, fdatasync'), { code: 'EIO' });
+    return real.fdatasync(fd);
+  };
+  store.put(b('k'), b('v'), 0);
+  const err = await whenDurable(store);
+  t.type(err, StorageWriteError);
+  t.match(err?.message, /EIO/);
+  const deadline = Date.now() + 5000;
+  while (store.stats().writeFailed && Date.now() < deadline) await sleep(20);
+  t.notOk(store.stats().writeFailed);
+  store.put(b('k2'), b('v2'), 0);
+  t.equal(await whenDurable(store), null);
+});
+
+t.test('close() reports a write it could not complete', async (t) => {
+  const store = await open(tempDir(t));
+  io.write = async () => {
+    throw Object.assign(new Error('EIO: i/o error, write'), { code: 'EIO' });
+  };
+  store.put(b('k'), b('v'), 0);
+  await t.rejects(store.close(), StorageWriteError);
+});
