@@ -375,6 +375,10 @@ export class VerbatimReply {
     readonly format = 'txt',
   ) {}
 }
+/** A reply already encoded (by another node, for this connection's protocol): written as is. */
+export class RawReply {
+  constructor(readonly bytes: Buffer) {}
+}
 /** A bulk string built from JS text, encoded as UTF-8 without an intermediate Buffer. */
 export class BulkText {
   constructor(readonly text: string) {}
@@ -401,6 +405,7 @@ export type Reply =
   | BooleanReply
   | VerbatimReply
   | BulkText
+  | RawReply
   | typeof NullArray;
 
 /** Common replies, allocated once. */
@@ -526,6 +531,11 @@ export class ReplyWriter {
     } else if (r instanceof VerbatimReply) {
       if (this.resp3) this.text('=', r.format + ':' + r.text);
       else this.text('$', r.text);
+    } else if (r instanceof RawReply) {
+      this.ensure(r.bytes.length);
+      r.bytes.copy(this.cur, this.len);
+      this.len += r.bytes.length;
+      this.pendingBytes += r.bytes.length;
     } else if (r === NullArray) {
       this.ascii(this.resp3 ? '_\r\n' : '*-1\r\n');
     } else {

@@ -103,7 +103,8 @@ export function memberProblem(m: MemberState): string | undefined {
   if (!isPort(m.port) || !isPort(m.clusterPort)) return 'bad port';
   if (!isCount(m.incarnation) || !isCount(m.heartbeat)) return 'bad incarnation or heartbeat';
   if (m.state !== 'member' && m.state !== 'left') return 'bad state';
-  if (typeof m.weight !== 'number' || !Number.isFinite(m.weight) || m.weight < 0 || m.weight > memberWeightMax) return 'bad weight';
+  const weightOk = typeof m.weight === 'number' && Number.isFinite(m.weight) && m.weight >= 0 && m.weight <= memberWeightMax;
+  if (!weightOk) return 'bad weight';
   if (!isLabel(m.datacenter) || !isLabel(m.rack)) return 'bad datacenter or rack';
   return undefined;
 }
@@ -149,7 +150,8 @@ export class Membership {
     this.#fanout = options.gossipFanout ?? gossipFanoutDefault;
     this.#phi = options.phi ?? {};
     this.#membersMax = options.membersMax ?? clusterMembersMax;
-    this.#table.set(self.id, { state: { ...copy(self), state: 'member' }, up: true, detector: undefined, lastHeardMs: undefined });
+    const state: MemberState = { ...copy(self), state: 'member' };
+    this.#table.set(self.id, { state, up: true, detector: undefined, lastHeardMs: undefined });
     for (const seed of options.seeds ?? []) this.addSeed(seed);
   }
 

@@ -9,7 +9,7 @@
 //
 // Why slots are spaced evenly rather than hashed onto the ring: a token's arc
 // then covers contiguous slots, so CLUSTER SLOTS needs about one range per
-// token (~1,000 for 5 nodes) instead of one per slot boundary (~13,000 when
+// token (~2,000 for 5 nodes) instead of one per slot boundary (~13,000 when
 // neighbouring slots land at random places). Balance is the same either way:
 // it comes from the randomness of the tokens.
 //
@@ -53,7 +53,8 @@ const slotStep = ringSize / ringSlots;
 /** A stable 32-bit hash: the first four bytes of md5. Only used when a ring is built. */
 export function hash32(text: string): number {
   // crypto.hash (Node >= 20.12) is the one-shot form, about 3x faster than createHash.
-  const digest = typeof crypto.hash === 'function' ? crypto.hash('md5', text, 'buffer') : crypto.createHash('md5').update(text).digest();
+  const digest =
+    typeof crypto.hash === 'function' ? crypto.hash('md5', text, 'buffer') : crypto.createHash('md5').update(text).digest();
   return digest.readUInt32BE(0);
 }
 

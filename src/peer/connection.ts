@@ -132,6 +132,11 @@ export class Connection {
     return this.remoteId ? `node ${this.remoteId} at ${this.remoteAddress}` : this.remoteAddress;
   }
 
+  /** Fields that say who a log line is about: the remote address (always) and node id (once known). */
+  private logContext(): { remote: string; peer?: NodeId } {
+    return this.remoteId ? { remote: this.remoteAddress, peer: this.remoteId } : { remote: this.remoteAddress };
+  }
+
   /** Requests sent on this connection and not yet answered. */
   get inflight(): number {
     return this.pending.size;
@@ -290,7 +295,7 @@ export class Connection {
       this.readPaused = true;
       this.counters.readPauses++;
       this.socket.pause();
-      this.log.debug({ remote: this.who, queuedBytes: this.socket.writableLength }, 'peer reads slower than we answer; pausing reads until it catches up');
+      this.log.debug({ ...this.logContext(), queuedBytes: this.socket.writableLength }, 'peer reads slower than we answer; pausing reads until it catches up');
     }
   }
 
@@ -321,13 +326,13 @@ export class Connection {
     this.counters.badFrames++;
     if (f.fatal || this.state === 'handshake' || f.kind === 'handshake') {
       // The stream cannot be trusted any more (or the peer never proved itself): drop it.
-      this.log.warn({ remote: this.who, error: f.error, detail: f.message }, 'bad frame from peer; closing the connection');
+      this.log.warn({ ...this.logContext(), error: f.error, detail: f.message }, 'bad frame from peer; closing the connection');
       this.close(`bad frame: ${f.message}`);
       return;
     }
     // An intact frame whose content we do not understand (a newer peer, or a bug):
     // answer or fail just that message and keep the connection.
-    this.log.warn({ remote: this.who, error: f.error, detail: f.message, kind: f.kind }, 'undecodable message from peer');
+    this.log.warn({ ...this.logContext(), error: f.error, detail: f.message, kind: f.kind }, 'undecodable message from peer');
     if (f.kind === 'request') {
       this.respond(f.id!, { type: 'error', code: f.error, message: `cannot decode the request: ${f.message}` });
     } else if (f.kind === 'response') {
@@ -339,7 +344,7 @@ export class Connection {
   private onFrame(f: Frame): void {
     if (this.state === 'handshake') {
       if (f.kind !== 'handshake') {
-        this.log.warn({ remote: this.who, kind: f.kind }, 'peer sent a data frame before the handshake finished; closing the connection');
+        this.log.warn({ ...this.logContext(), kind: f.kind }, 'peer sent a data frame before the handshake finished; closing the connection');
         this.close(`${f.kind} frame before the handshake finished`);
         return;
       }
@@ -348,13 +353,13 @@ export class Connection {
     }
     switch (f.kind) {
       case 'handshake':
-        this.log.warn({ remote: this.who, step: f.handshake.step }, 'peer sent a handshake frame after the handshake; closing the connection');
+        this.log.warn({ ...this.logContext(), step: f.handshake.step }, 'peer sent a handshake frame after the handshake; closing the connection');
         this.close('handshake frame after the handshake');
         return;
       case 'response': {
         const p = this.takePending(f.id);
         if (p) p.resolve(f.message);
-        else this.log.debug({ remote: this.who, id: f.id, type: f.message.type }, 'answer for an unknown request id (timed out?); ignored');
+        else this.log.debug({ ...this.logContext(), id: f.id, type: f.message.type }, 'answer for an unknown request id (timed out?); ignored');
         return;
       }
       case 'request':
@@ -411,7 +416,7 @@ export class Connection {
   private answer(kind: 'request' | 'oneWay', id: number, msg: PeerMessage, answer: PeerMessage | undefined, error: unknown): void {
     if (error !== undefined || answer === undefined) {
       const message = error instanceof Error ? error.message : String(error ?? 'the handler returned nothing');
-      this.log.warn({ remote: this.who, type: msg.type, err: message }, 'peer message handler failed');
+      this.log.warn({ ...this.logContext(), type: msg.type, err: message }, 'peer message handler failed');
       if (kind === 'request') this.respond(id, { type: 'error', code: 'HANDLER', message });
       return;
     }
@@ -425,7 +430,7 @@ export class Connection {
       chunks = encodeFrame('response', id, msg);
     } catch (e) {
       // The handler returned a message that breaks the types: a bug, but the requester still gets an answer.
-      this.log.warn({ remote: this.who, type: msg.type, err: (e as Error).message }, 'cannot encode the answer to a peer');
+      this.log.warn({ ...this.logContext(), type: msg.type, err: (e as Error).message }, 'cannot encode the answer to a peer');
       chunks = encodeFrame('response', id, { type: 'error', code: 'INTERNAL', message: `the answer could not be encoded: ${(e as Error).message}` });
     }
     this.enqueue(chunks);

@@ -13,23 +13,14 @@ import type { Socket } from 'node:net';
 import { ErrorReply, ProtocolError, type Reply, ReplyWriter, RequestParser } from '../../protocol/resp.js';
 import { replyBufferBytesHigh } from '../constants.js';
 import type { Server } from './server.js';
+import { Session } from './session.js';
 
 /** Unparsed bytes we accept behind a command in flight before pausing the socket. */
 const backlogBytesHigh = 1024 * 1024;
 
-export class Client {
-  readonly id: number;
-  readonly createdAtMs = Date.now();
-  lastActiveMs = Date.now();
-  name = '';
-  libName = '';
-  libVer = '';
-  resp3 = false;
-  authenticated: boolean;
-  /** The last command run, for CLIENT LIST. */
-  lastCommand = 'NULL';
-  readonly addr: string;
-  readonly laddr: string;
+export class Client extends Session {
+  readonly #addr: string;
+  readonly #laddr: string;
 
   private readonly parser: RequestParser;
   private readonly writer = new ReplyWriter(false);
@@ -46,15 +37,14 @@ export class Client {
   closed = false;
 
   constructor(
-    readonly server: Server,
+    server: Server,
     readonly socket: Socket,
     id: number,
   ) {
-    this.id = id;
-    this.authenticated = server.config.requirepass === undefined;
+    super(server, id);
     this.parser = new RequestParser(server.parserLimits(this.authenticated));
-    this.addr = `${socket.remoteAddress}:${socket.remotePort}`;
-    this.laddr = `${socket.localAddress}:${socket.localPort}`;
+    this.#addr = `${socket.remoteAddress}:${socket.remotePort}`;
+    this.#laddr = `${socket.localAddress}:${socket.localPort}`;
     socket.setNoDelay(true);
     socket.on('data', (chunk: Buffer) => this.onData(chunk));
     socket.on('drain', () => this.maybeResume());
@@ -65,31 +55,35 @@ export class Client {
     });
   }
 
-  setResp(resp3: boolean): void {
-    this.resp3 = resp3;
+  override get addr(): string {
+    return this.#addr;
   }
 
-  setAuthenticated(ok: boolean): void {
-    this.authenticated = ok;
+  override get laddr(): string {
+    return this.#laddr;
+  }
+
+  override setAuthenticated(ok: boolean): void {
+    super.setAuthenticated(ok);
     this.parser.authenticated = ok;
   }
 
   /** Closes after the replies queued so far are sent (QUIT, protocol errors). */
-  closeAfterReply(): void {
+  override closeAfterReply(): void {
     this.closing = true;
   }
 
   /** Closes now (CLIENT KILL, shutdown). */
-  kill(): void {
+  override kill(): void {
     this.closing = true;
     this.socket.destroy();
   }
 
-  get unsentBytes(): number {
+  override get unsentBytes(): number {
     return this.socket.writableLength + this.writer.pendingBytes;
   }
 
-  get queryBufferBytes(): number {
+  override get queryBufferBytes(): number {
     return this.parser.bufferedBytes;
   }
 

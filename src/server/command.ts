@@ -4,7 +4,7 @@
 // generated from the same declarations.
 
 import type { Reply } from '../../protocol/resp.js';
-import type { Client } from './client.js';
+import type { Session } from './session.js';
 
 export type CommandFlag =
   | 'write' // changes data; replies wait for durability
@@ -17,7 +17,7 @@ export type CommandFlag =
   | 'noscript'
   | 'denyoom';
 
-export type Handler = (client: Client, args: Buffer[]) => Reply | Promise<Reply>;
+export type Handler = (session: Session, args: Buffer[]) => Reply | Promise<Reply>;
 
 export interface CommandSpec {
   /** Lower-case name, or "parent|sub" for a subcommand. */

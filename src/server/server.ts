@@ -10,6 +10,7 @@ import * as C from '../constants.js';
 import type { KeyValue } from '../kv/keyvalue.js';
 import type { Logger } from '../log.js';
 import { Client } from './client.js';
+import type { Session } from './session.js';
 import { type CommandSpec, arityOk } from './command.js';
 import { commandTable } from './commands/index.js';
 import { Err, diskWriteFailed, unknownCommand, unknownSubcommand, wrongArity } from './errors.js';
@@ -127,7 +128,7 @@ export class Server {
   }
 
   /** Runs one command for a client: the checks every command shares, then its handler. */
-  dispatch(client: Client, spec: CommandSpec | undefined, args: Buffer[]): Reply | Promise<Reply> {
+  dispatch(client: Session, spec: CommandSpec | undefined, args: Buffer[]): Reply | Promise<Reply> {
     this.stats.commandsProcessed++;
     if (spec === undefined) {
       this.stats.errorReplies++;

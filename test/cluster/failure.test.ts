@@ -33,7 +33,8 @@ t.test('a dead member passes phi 8 within 2-4 s of its last heartbeat', async (t
     const last = feed(d, 0, 300, jitter);
     const delay = detectionDelay(d, last);
     t.comment(
-      `jitter ±${jitter * 100}%: mean ${d.meanMs.toFixed(0)} ms, stddev ${d.stdDeviationMs.toFixed(0)} ms, phi > 8 after ${delay} ms of silence`,
+      `jitter ±${jitter * 100}%: mean ${d.meanMs.toFixed(0)} ms, stddev ${d.stdDeviationMs.toFixed(0)} ms, ` +
+        `phi > 8 after ${delay} ms of silence`,
     );
     t.ok(delay >= 2000 && delay <= 4000, `detected after ${delay} ms`);
   }

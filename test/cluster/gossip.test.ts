@@ -56,7 +56,8 @@ for (const loss of [0, 0.1]) {
       rounds.push(Math.ceil(ms! / sim.intervalMs));
       t.same(falseDowns(sim, () => false), [], `seed ${seed}: nobody was ever seen down`);
     }
-    t.comment(`rounds of ${new Sim({ seed: 0 }).intervalMs} ms until identical tables and rings on all 5 nodes, ${seeds.length} seeds: ${stats(rounds)}`);
+    const interval = new Sim({ seed: 0 }).intervalMs;
+    t.comment(`rounds of ${interval} ms until identical tables and rings on all 5 nodes, ${seeds.length} seeds: ${stats(rounds)}`);
     t.ok(Math.max(...rounds) <= (loss ? 15 : 10), 'within a few rounds');
   });
 }
@@ -124,7 +125,9 @@ t.test('a forgotten node stays out', async (t) => {
   t.ok(others.every((o) => o.membership.get(gone.id)?.state === 'left'), 'restarting did not bring it back');
   t.ok(others.every((o) => !o.membership.ringMembers().some((m) => m.id === gone.id)), 'and it is in no ring');
   const relapses = others.flatMap((o) =>
-    o.changes.filter((c) => c.atMs >= forgotAt && c.change.member.id === gone.id && c.change.kind !== 'left').map((c) => `${o.label}: ${c.change.kind}`),
+    o.changes
+      .filter((c) => c.atMs >= forgotAt && c.change.member.id === gone.id && c.change.kind !== 'left')
+      .map((c) => `${o.label}: ${c.change.kind}`),
   );
   t.same(relapses, [], 'not even for a moment');
   t.equal(gone.membership.self().state, 'left', 'it learned that it was forgotten');

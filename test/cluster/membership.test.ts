@@ -17,7 +17,8 @@ function make(seed = 1, seeds = [{ host: '10.0.0.9', port: 17000 }]): Membership
   return new Membership(member(selfId, { host: '10.0.0.1' }), { random: seededRandom(seed), seeds, gossipFanout: 2 });
 }
 
-const kinds = (changes: MembershipChange[]) => changes.map((x) => `${x.kind}:${x.member.id === a ? 'a' : x.member.id === b ? 'b' : x.member.id.slice(0, 4)}`);
+const short = (id: string) => (id === a ? 'a' : id === b ? 'b' : id.slice(0, 4));
+const kinds = (changes: MembershipChange[]) => changes.map((x) => `${x.kind}:${short(x.member.id)}`);
 
 t.test('merge: new members are added, newer versions win', async (t) => {
   const m = make();
@@ -96,7 +97,10 @@ t.test('tick: heartbeat, fanout, seeds while alone, down members sometimes', asy
   t.notOk(m.isUp(a) || m.isUp(b) || m.isUp(c));
   for (let i = 0; i < 20; i++) t.equal(m.tick(60_000).peers.length, 1);
 
-  const own = new Membership(member(selfId, { host: 'h', clusterPort: 17000 }), { random: seededRandom(1), seeds: [{ host: 'h', port: 17000 }] });
+  const own = new Membership(member(selfId, { host: 'h', clusterPort: 17000 }), {
+    random: seededRandom(1),
+    seeds: [{ host: 'h', port: 17000 }],
+  });
   t.same(own.seeds(), [], 'our own address is not a seed');
 });
 

@@ -125,7 +125,10 @@ t.test('resolve is the same whatever order the replicas merge in', async (t) => 
     for (let k = 0; k < 10; k++) {
       const order = h.replicas.slice().sort(() => random.next() - 0.5);
       // Random tree shapes too: fold from a random side.
-      const merged = random.next() < 0.5 ? order.reduce((acc, r) => merge(r, acc), emptyObject()) : order.reduceRight((acc, r) => merge(acc, r), emptyObject());
+      const merged =
+        random.next() < 0.5
+          ? order.reduce((acc, r) => merge(r, acc), emptyObject())
+          : order.reduceRight((acc, r) => merge(acc, r), emptyObject());
       checks++;
       if (!equalObjects(merged, reference) || !sameSibling(resolve(merged, 0), resolve(reference, 0))) {
         failures++;

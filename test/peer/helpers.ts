@@ -173,8 +173,11 @@ export class RawPeer {
   private wake: (() => void) | null = null;
   closed = false;
   readonly closedPromise: Promise<void>;
+  /** Our port, kept (a closed socket forgets it): the node's log names us by it. */
+  readonly localPort: number;
 
   private constructor(readonly socket: net.Socket) {
+    this.localPort = socket.localPort!;
     socket.on('data', (chunk: Buffer) => {
       this.decoder.push(chunk);
       for (let f = this.decoder.next(); f !== null; f = this.decoder.next()) {

@@ -5,7 +5,7 @@
 import * as crypto from 'node:crypto';
 import { BulkText, ErrorReply, MapReply, OK, type Reply, VerbatimReply } from '../../../protocol/resp.js';
 import { isKeyword, parseSafeInteger } from '../args.js';
-import type { Client } from '../client.js';
+import type { Session } from '../session.js';
 import { type CommandSpec, command } from '../command.js';
 import { Err, unknownSubcommand } from '../errors.js';
 
@@ -20,7 +20,7 @@ function passwordMatches(expected: string, given: Buffer): boolean {
 }
 
 /** Checks AUTH's [username] password; only the "default" user exists. */
-function authenticate(c: Client, user: Buffer | undefined, pass: Buffer): ErrorReply | undefined {
+function authenticate(c: Session, user: Buffer | undefined, pass: Buffer): ErrorReply | undefined {
   const required = c.server.config.requirepass;
   if (required === undefined) {
     // Redis accepts "AUTH default <anything>" without a password only via HELLO; plain AUTH errs.
@@ -40,7 +40,7 @@ function validName(b: Buffer): boolean {
   return true;
 }
 
-function hello(c: Client, args: Buffer[]): Reply {
+function hello(c: Session, args: Buffer[]): Reply {
   let proto = c.resp3 ? 3 : 2;
   if (args.length >= 2) {
     const v = parseSafeInteger(args[1]!);
@@ -79,7 +79,7 @@ function hello(c: Client, args: Buffer[]): Reply {
 }
 
 /** One CLIENT LIST line, with the fields and order Redis 7 prints. */
-export function clientInfoLine(c: Client, now: number): string {
+export function clientInfoLine(c: Session, now: number): string {
   const age = Math.floor((now - c.createdAtMs) / 1000);
   const idle = Math.floor((now - c.lastActiveMs) / 1000);
   return (
@@ -114,7 +114,7 @@ const clientHelp = [
   '    Print this help.',
 ];
 
-function clientList(c: Client, args: Buffer[]): Reply {
+function clientList(c: Session, args: Buffer[]): Reply {
   let ids: Set<number> | undefined;
   for (let i = 2; i < args.length; i++) {
     const a = args[i]!;
@@ -143,7 +143,7 @@ function clientList(c: Client, args: Buffer[]): Reply {
   return new VerbatimReply(lines.join(''));
 }
 
-const onOff = (handler: (c: Client, on: boolean) => void) => (c: Client, args: Buffer[]): Reply => {
+const onOff = (handler: (c: Session, on: boolean) => void) => (c: Session, args: Buffer[]): Reply => {
   const a = args[2]!;
   if (isKeyword(a, 'ON')) handler(c, true);
   else if (isKeyword(a, 'OFF')) handler(c, false);

@@ -6,7 +6,7 @@ import { BulkText, ErrorReply, type Reply } from '../../../protocol/resp.js';
 import * as C from '../../constants.js';
 import { type Maybe, type Update, then } from '../../kv/keyvalue.js';
 import { globMatch, isKeyword, parseSafeInteger } from '../args.js';
-import type { Client } from '../client.js';
+import type { Session } from '../session.js';
 import { type CommandSpec, command } from '../command.js';
 import { Err } from '../errors.js';
 import { expiryFromArg } from './strings.js';
@@ -15,7 +15,7 @@ type Unit = 'EX' | 'PX' | 'EXAT' | 'PXAT';
 
 /** EXPIRE, PEXPIRE, EXPIREAT, PEXPIREAT with Redis 7's NX / XX / GT / LT conditions. */
 function expire(unit: Unit, name: string) {
-  return (c: Client, args: Buffer[]): Maybe<Reply> => {
+  return (c: Session, args: Buffer[]): Maybe<Reply> => {
     const now = Date.now();
     const at = expiryFromArg(args[2]!, unit, name, now, true);
     if (at instanceof ErrorReply) return at;
@@ -47,7 +47,7 @@ function expire(unit: Unit, name: string) {
 
 /** TTL, PTTL, EXPIRETIME, PEXPIRETIME: -2 for a missing key, -1 for one without expiry. */
 function ttl(kind: 'ttl' | 'pttl' | 'expiretime' | 'pexpiretime') {
-  return (c: Client, args: Buffer[]): Maybe<Reply> =>
+  return (c: Session, args: Buffer[]): Maybe<Reply> =>
     then(c.server.kv!.get(args[1]!), (e) => {
       if (e === undefined) return -2;
       if (e.expiresAtMs === 0) return -1;
@@ -65,7 +65,7 @@ function ttl(kind: 'ttl' | 'pttl' | 'expiretime' | 'pexpiretime') {
     });
 }
 
-function persist(c: Client, args: Buffer[]): Maybe<Reply> {
+function persist(c: Session, args: Buffer[]): Maybe<Reply> {
   return c.server.kv!.update([args[1]!], ([cur]): Update<Reply> => {
     if (cur === undefined || cur.expiresAtMs === 0) return { result: 0 };
     return { writes: [{ value: cur.value, expiresAtMs: 0 }], result: 1 };
@@ -73,7 +73,7 @@ function persist(c: Client, args: Buffer[]): Maybe<Reply> {
 }
 
 /** Walks the whole keyspace with SCAN steps, so KEYS works the same on a node and on a cluster. */
-async function keys(c: Client, args: Buffer[]): Promise<Reply> {
+async function keys(c: Session, args: Buffer[]): Promise<Reply> {
   const pattern = args[1]!;
   const all = pattern.length === 1 && pattern[0] === 42;
   const out: Buffer[] = [];
@@ -86,7 +86,7 @@ async function keys(c: Client, args: Buffer[]): Promise<Reply> {
   return out;
 }
 
-function scan(c: Client, args: Buffer[]): Maybe<Reply> {
+function scan(c: Session, args: Buffer[]): Maybe<Reply> {
   const cursor = args[1]!.toString('latin1');
   if (!/^\d+$/.test(cursor) || cursor.length > 20 || (cursor.length > 1 && cursor[0] === '0')) return Err.invalidCursor;
   let pattern: Buffer | undefined;

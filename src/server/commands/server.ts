@@ -6,7 +6,7 @@ import * as os from 'node:os';
 import { BulkText, ErrorReply, MapReply, OK, type Reply, SetReply, VerbatimReply } from '../../../protocol/resp.js';
 import { type Config, coerce, kebab, settings } from '../../config.js';
 import { globMatch, isKeyword } from '../args.js';
-import type { Client } from '../client.js';
+import type { Session } from '../session.js';
 import { type CommandSpec, command } from '../command.js';
 import { Err } from '../errors.js';
 import type { Server } from '../server.js';
@@ -283,7 +283,7 @@ function configParams(): Map<string, ConfigParam> {
 
 const params = configParams();
 
-function configGet(c: Client, args: Buffer[]): Reply {
+function configGet(c: Session, args: Buffer[]): Reply {
   const out = new Map<string, string>();
   for (const pattern of args.slice(2)) {
     for (const [name, p] of params) {
@@ -293,7 +293,7 @@ function configGet(c: Client, args: Buffer[]): Reply {
   return new MapReply([...out].map(([k, v]) => [new BulkText(k), new BulkText(v)]));
 }
 
-function configSet(c: Client, args: Buffer[]): Reply {
+function configSet(c: Session, args: Buffer[]): Reply {
   if (args.length % 2 !== 0) return new ErrorReply("ERR wrong number of arguments for 'config|set' command");
   // Validate every pair first so a bad one changes nothing, as Redis does.
   const changes: Array<[ConfigParam, string]> = [];
@@ -340,7 +340,7 @@ const configSubcommands: CommandSpec[] = [
   ]),
 ];
 
-function flush(c: Client, args: Buffer[]): Reply | Promise<Reply> {
+function flush(c: Session, args: Buffer[]): Reply | Promise<Reply> {
   if (args.length > 2 || (args.length === 2 && !isKeyword(args[1]!, 'ASYNC') && !isKeyword(args[1]!, 'SYNC'))) return Err.syntax;
   return c.server.kv!.flushAll().then(() => OK);
 }

@@ -6,7 +6,7 @@
 import { BulkText, ErrorReply, OK, type Reply } from '../../../protocol/resp.js';
 import { type Entry, type Maybe, type Update, then } from '../../kv/keyvalue.js';
 import { formatFloatHuman, isKeyword, parseFloatArg, parseInteger, parseSafeInteger } from '../args.js';
-import type { Client } from '../client.js';
+import type { Session } from '../session.js';
 import { type CommandSpec, command } from '../command.js';
 import { Err, invalidExpire, wrongArity } from '../errors.js';
 
@@ -14,7 +14,7 @@ const INT64_MAX = 9223372036854775807n;
 const INT64_MIN = -9223372036854775808n;
 
 /** Counts a read for INFO's keyspace_hits / keyspace_misses. */
-export function countRead(c: Client, e: Entry | undefined): Entry | undefined {
+export function countRead(c: Session, e: Entry | undefined): Entry | undefined {
   if (e === undefined) c.server.stats.keyspaceMisses++;
   else c.server.stats.keyspaceHits++;
   return e;
@@ -83,7 +83,7 @@ function parseSetOptions(args: Buffer[], from: number, nowMs: number): SetOption
   return o;
 }
 
-function set(c: Client, args: Buffer[]): Maybe<Reply> {
+function set(c: Session, args: Buffer[]): Maybe<Reply> {
   const kv = c.server.kv!;
   const key = args[1]!;
   const value = args[2]!;
@@ -105,7 +105,7 @@ function set(c: Client, args: Buffer[]): Maybe<Reply> {
 }
 
 function setWithExpiry(unit: 'EX' | 'PX', name: string) {
-  return (c: Client, args: Buffer[]): Maybe<Reply> => {
+  return (c: Session, args: Buffer[]): Maybe<Reply> => {
     const at = expiryFromArg(args[2]!, unit, name, Date.now());
     if (typeof at !== 'number') return at;
     return then(c.server.kv!.set(args[1]!, args[3]!, at), () => OK);
@@ -113,7 +113,7 @@ function setWithExpiry(unit: 'EX' | 'PX', name: string) {
 }
 
 /** INCR, DECR, INCRBY, DECRBY: integer arithmetic on a decimal string, int64 bounded. */
-function incrBy(c: Client, key: Buffer, delta: number | bigint): Maybe<Reply> {
+function incrBy(c: Session, key: Buffer, delta: number | bigint): Maybe<Reply> {
   return c.server.kv!.update([key], ([cur]): Update<Reply> => {
     let n: number | bigint = 0;
     if (cur !== undefined) {
@@ -145,7 +145,7 @@ function deltaArg(arg: Buffer, negate: boolean): number | bigint | ErrorReply {
   return -d;
 }
 
-function incrByFloat(c: Client, args: Buffer[]): Maybe<Reply> {
+function incrByFloat(c: Session, args: Buffer[]): Maybe<Reply> {
   const delta = parseFloatArg(args[2]!);
   if (delta === undefined) return Err.notFloat;
   return c.server.kv!.update([args[1]!], ([cur]): Update<Reply> => {
@@ -163,7 +163,7 @@ function incrByFloat(c: Client, args: Buffer[]): Maybe<Reply> {
   });
 }
 
-function append(c: Client, args: Buffer[]): Maybe<Reply> {
+function append(c: Session, args: Buffer[]): Maybe<Reply> {
   const add = args[2]!;
   const max = c.server.config.bulkBytesMax;
   return c.server.kv!.update([args[1]!], ([cur]): Update<Reply> => {
@@ -186,7 +186,7 @@ export function clampRange(start: number, end: number, len: number): [number, nu
   return [start, end];
 }
 
-function getRange(c: Client, args: Buffer[]): Maybe<Reply> {
+function getRange(c: Session, args: Buffer[]): Maybe<Reply> {
   const start = parseSafeInteger(args[2]!);
   const end = parseSafeInteger(args[3]!);
   if (start === undefined || end === undefined) return Err.notInteger;
@@ -198,7 +198,7 @@ function getRange(c: Client, args: Buffer[]): Maybe<Reply> {
   });
 }
 
-function setRange(c: Client, args: Buffer[]): Maybe<Reply> {
+function setRange(c: Session, args: Buffer[]): Maybe<Reply> {
   const offset = parseSafeInteger(args[2]!);
   if (offset === undefined) return Err.notInteger;
   if (offset < 0) return Err.offsetOutOfRange;
@@ -214,7 +214,7 @@ function setRange(c: Client, args: Buffer[]): Maybe<Reply> {
   });
 }
 
-function getEx(c: Client, args: Buffer[]): Maybe<Reply> {
+function getEx(c: Session, args: Buffer[]): Maybe<Reply> {
   const now = Date.now();
   let newExpiry: number | undefined; // undefined: leave as is; 0: persist
   for (let i = 2; i < args.length; i++) {
@@ -240,7 +240,7 @@ function getEx(c: Client, args: Buffer[]): Maybe<Reply> {
   });
 }
 
-function mget(c: Client, args: Buffer[]): Maybe<Reply> {
+function mget(c: Session, args: Buffer[]): Maybe<Reply> {
   const kv = c.server.kv!;
   const got: Array<Maybe<Entry | undefined>> = [];
   let async = false;
@@ -253,7 +253,7 @@ function mget(c: Client, args: Buffer[]): Maybe<Reply> {
   return async ? Promise.all(got).then(finish) : finish(got as Array<Entry | undefined>);
 }
 
-function mset(c: Client, args: Buffer[]): Maybe<Reply> {
+function mset(c: Session, args: Buffer[]): Maybe<Reply> {
   if ((args.length - 1) % 2 !== 0) return wrongArity('mset');
   const kv = c.server.kv!;
   const pending: Promise<void>[] = [];
@@ -264,7 +264,7 @@ function mset(c: Client, args: Buffer[]): Maybe<Reply> {
   return pending.length === 0 ? OK : Promise.all(pending).then(() => OK);
 }
 
-function msetnx(c: Client, args: Buffer[]): Maybe<Reply> {
+function msetnx(c: Session, args: Buffer[]): Maybe<Reply> {
   if ((args.length - 1) % 2 !== 0) return wrongArity('msetnx');
   const keys: Buffer[] = [];
   const values: Buffer[] = [];

@@ -1,0 +1,62 @@
+// What a command handler knows about who is asking: the per-connection state
+// (protocol version, authentication, name, consistency levels). A Client is a
+// Session bound to a socket; a command forwarded from another node runs in a
+// Session of its own, with no socket.
+
+import type { Server } from './server.js';
+
+/** Per-connection consistency override (CONSISTENCY command); undefined = the node's default. */
+export interface QuorumOverride {
+  r?: number;
+  w?: number;
+}
+
+export class Session {
+  readonly createdAtMs = Date.now();
+  lastActiveMs = Date.now();
+  name = '';
+  libName = '';
+  libVer = '';
+  resp3 = false;
+  authenticated: boolean;
+  /** The last command run, for CLIENT LIST. */
+  lastCommand = 'NULL';
+  quorum: QuorumOverride = {};
+
+  constructor(
+    readonly server: Server,
+    readonly id: number,
+  ) {
+    this.authenticated = server.config.requirepass === undefined;
+  }
+
+  setResp(resp3: boolean): void {
+    this.resp3 = resp3;
+  }
+
+  setAuthenticated(ok: boolean): void {
+    this.authenticated = ok;
+  }
+
+  /** Closes after the replies queued so far are sent (QUIT); nothing to close without a socket. */
+  closeAfterReply(): void {}
+
+  /** Closes now (CLIENT KILL). */
+  kill(): void {}
+
+  get addr(): string {
+    return '';
+  }
+
+  get laddr(): string {
+    return '';
+  }
+
+  get unsentBytes(): number {
+    return 0;
+  }
+
+  get queryBufferBytes(): number {
+    return 0;
+  }
+}
