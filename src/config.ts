@@ -28,10 +28,25 @@ export interface Config {
   clientsMax: number;
   logLevel: LogLevel;
   logFormat: 'json' | 'pretty';
+  clusterEnabled: boolean;
+  clusterPort: number;
+  clusterSecret: string | undefined;
+  seeds: string[];
+  replicas: number;
+  readQuorum: number;
+  writeQuorum: number;
+  vnodes: number;
+  weight: number;
+  datacenter: string;
+  rack: string;
+  gossipIntervalMs: number;
+  requestTimeoutMs: number;
 }
 
 type Kind =
   | { type: 'string' }
+  | { type: 'bool' }
+  | { type: 'list' }
   | { type: 'port' }
   | { type: 'int'; min: number; max: number }
   | { type: 'bytes'; min: number; max: number }
@@ -64,6 +79,19 @@ export const settings: readonly Setting[] = [
   { key: 'clientsMax', kind: { type: 'int', min: 1, max: 1_000_000 }, default: C.clientsMaxDefault, help: 'most client connections (maxclients)' },
   { key: 'logLevel', kind: { type: 'enum', values: logLevels }, default: 'info', help: 'log level' },
   { key: 'logFormat', kind: { type: 'enum', values: ['json', 'pretty'] }, default: 'json', help: 'log format' },
+  { key: 'clusterEnabled', kind: { type: 'bool' }, default: false, help: 'run as a cluster member (implied by --seeds)' },
+  { key: 'clusterPort', kind: { type: 'port' }, default: 0, help: 'peer port for other nodes (default: port + 10000)' },
+  { key: 'clusterSecret', kind: { type: 'string' }, default: undefined, help: 'shared secret peers must prove; without it the peer port binds to loopback only' },
+  { key: 'seeds', kind: { type: 'list' }, default: [], help: 'nodes to join, host:port[@clusterport],... (client ports, as CLUSTER MEET)' },
+  { key: 'replicas', kind: { type: 'int', min: 1, max: 16 }, default: C.replicasDefault, help: 'N: copies of each key' },
+  { key: 'readQuorum', kind: { type: 'int', min: 1, max: 16 }, default: 2, help: 'R: replicas that must answer a read' },
+  { key: 'writeQuorum', kind: { type: 'int', min: 1, max: 16 }, default: 2, help: 'W: replicas that must acknowledge a write' },
+  { key: 'vnodes', kind: { type: 'int', min: 1, max: 4096 }, default: C.vnodesPerWeightDefault, help: 'virtual nodes per unit of weight' },
+  { key: 'weight', kind: { type: 'int', min: 1, max: C.memberWeightMax }, default: 1, help: 'relative capacity of this node' },
+  { key: 'datacenter', kind: { type: 'string' }, default: 'dc1', help: 'datacenter name (gossiped; for placement later)' },
+  { key: 'rack', kind: { type: 'string' }, default: 'rack1', help: 'rack name (gossiped; for placement later)' },
+  { key: 'gossipIntervalMs', kind: { type: 'int', min: 10, max: 60000 }, default: C.gossipIntervalMsDefault, help: 'gossip round period (ms)' },
+  { key: 'requestTimeoutMs', kind: { type: 'int', min: 10, max: 600000 }, default: C.peerRequestTimeoutMsDefault, help: 'timeout of a request to a peer (ms)' },
 ];
 
 export const kebab = (key: string): string => key.replace(/[A-Z]/g, (c) => '-' + c.toLowerCase());
@@ -84,12 +112,22 @@ export function parseBytes(text: string): number | undefined {
 /** Converts one raw value (from a flag, env or YAML) into the setting's type, or throws a ConfigError naming it. */
 export function coerce(setting: Setting, raw: unknown, source: string): unknown {
   const name = `${kebab(setting.key)} (from ${source})`;
-  const text = typeof raw === 'string' ? raw : typeof raw === 'number' ? String(raw) : undefined;
   const kind = setting.kind;
+  const text =
+    typeof raw === 'string' ? raw
+    : typeof raw === 'number' || typeof raw === 'boolean' ? String(raw)
+    : Array.isArray(raw) && kind.type === 'list' ? raw.join(',')
+    : undefined;
   if (text === undefined) throw new ConfigError(`${name}: expected a ${kind.type}, got ${JSON.stringify(raw)}`);
   switch (kind.type) {
     case 'string':
       return text;
+    case 'bool':
+      if (/^(yes|true|1|on)$/i.test(text)) return true;
+      if (/^(no|false|0|off)$/i.test(text)) return false;
+      throw new ConfigError(`${name}: expected yes or no, got '${text}'`);
+    case 'list':
+      return text.split(',').map((x) => x.trim()).filter((x) => x !== '');
     case 'port': {
       const n = /^\d+$/.test(text) ? Number(text) : NaN;
       if (!(n >= 0 && n <= 65535)) throw new ConfigError(`${name}: expected a port number 0-65535, got '${text}'`);
@@ -162,5 +200,29 @@ export function loadConfig(flags: Partial<Record<keyof Config, unknown>>, env: N
     if (f !== undefined) value = coerce(s, f, `--${kebab(s.key)}`);
     config[s.key] = value;
   }
-  return config as unknown as Config;
+  const c = config as unknown as Config;
+  // Checks that span settings.
+  if (c.seeds.length > 0) c.clusterEnabled = true;
+  for (const seed of c.seeds) {
+    if (parseSeed(seed) === undefined) throw new ConfigError(`seeds: '${seed}' is not host:port or host:port@clusterport`);
+  }
+  if (c.readQuorum > c.replicas || c.writeQuorum > c.replicas) {
+    throw new ConfigError(`read-quorum (${c.readQuorum}) and write-quorum (${c.writeQuorum}) must each be between 1 and replicas (${c.replicas})`);
+  }
+  if (c.nodeId !== undefined && !/^[0-9a-f]{40}$/.test(c.nodeId)) {
+    throw new ConfigError(`node-id: expected 40 lowercase hex characters (like a Redis Cluster node id), got '${c.nodeId}'`);
+  }
+  if (c.clusterPort === 0) c.clusterPort = c.port === 0 ? 0 : c.port + 10000;
+  if (c.clusterPort > 65535) throw new ConfigError(`cluster-port: port + 10000 = ${c.clusterPort} is not a port; set --cluster-port`);
+  return c;
+}
+
+/** "host:port" or "host:port@clusterport" (client port, as CLUSTER MEET; the peer port defaults to port + 10000). */
+export function parseSeed(text: string): { host: string; port: number; clusterPort: number } | undefined {
+  const m = /^(.+):(\d{1,5})(?:@(\d{1,5}))?$/.exec(text);
+  if (!m) return undefined;
+  const port = Number(m[2]);
+  const clusterPort = m[3] ? Number(m[3]) : port + 10000;
+  if (port < 1 || port > 65535 || clusterPort < 1 || clusterPort > 65535) return undefined;
+  return { host: m[1]!.replace(/^\[|\]$/g, ''), port, clusterPort };
 }

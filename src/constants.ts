@@ -54,6 +54,8 @@ export const dataDirDefault = './data';
 export const shutdownGraceMs = 10000;
 /** How long clients get to read their last replies at shutdown before their sockets are destroyed. */
 export const clientsCloseGraceMs = 2000;
+/** How long a coordinator waits for a replica's answer before counting it as failed. */
+export const peerRequestTimeoutMsDefault = 1000;
 /** Default COUNT of a SCAN step, as Redis. */
 export const scanCountDefault = 10;
 

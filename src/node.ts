@@ -8,6 +8,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { AdminServer } from './admin/http.js';
 import type { Config } from './config.js';
+import { ClusterMember } from './cluster-member.js';
 import { LocalKeyValue } from './kv/local.js';
 import { type Logger, createLogger } from './log.js';
 import { Server } from './server/server.js';
@@ -41,6 +42,31 @@ export function resolveNodeId(config: Config): string {
   return id;
 }
 
+/**
+ * A data directory holds plain values (standalone) or versioned objects
+ * (cluster member); the two do not mix, so the mode is recorded on first start
+ * and a node refuses to start in the other mode.
+ */
+export function checkDataMode(config: Config): void {
+  const file = path.join(config.dataDir, 'mode');
+  const want = config.clusterEnabled ? 'cluster' : 'standalone';
+  let have: string | undefined;
+  try {
+    have = fs.readFileSync(file, 'utf8').trim();
+  } catch {
+    /* first start */
+  }
+  if (have === undefined) {
+    fs.mkdirSync(config.dataDir, { recursive: true });
+    fs.writeFileSync(file, want + '\n');
+  } else if (have !== want) {
+    throw new Error(
+      `data directory ${config.dataDir} holds ${have} data but the node is configured as ${want}; ` +
+        `start it as ${have === 'cluster' ? 'a cluster member (--cluster-enabled yes)' : 'standalone (without --seeds / --cluster-enabled)'} or use another --data-dir`,
+    );
+  }
+}
+
 export async function startNode(config: Config, log?: Logger): Promise<RunningNode> {
   const nodeId = resolveNodeId(config);
   log ??= createLogger(config.logLevel, config.logFormat, nodeId);
@@ -57,6 +83,8 @@ export async function startNode(config: Config, log?: Logger): Promise<RunningNo
   let progress = { bytesDone: 0, bytesTotal: 0, startedAtMs: Date.now() };
   server.storage = { stats: () => ({}), loadingProgress: () => progress };
   let store: SegmentStore | undefined;
+  let member: ClusterMember | undefined;
+  checkDataMode(config);
   const ready = SegmentStore.open({
     dir: config.dataDir,
     fsync: config.fsync,
@@ -68,11 +96,18 @@ export async function startNode(config: Config, log?: Logger): Promise<RunningNo
     onProgress: (bytesDone: number, bytesTotal: number) => {
       progress = { ...progress, bytesDone, bytesTotal };
     },
-  }).then((s) => {
+  }).then(async (s) => {
     store = s;
     server.storage = { stats: () => s.stats() as unknown as Record<string, unknown>, loadingProgress: () => undefined };
-    server.kv = new LocalKeyValue(s);
-    log.info({ keys: s.size, loadMs: Date.now() - progress.startedAtMs }, 'data loaded; serving');
+    if (config.clusterEnabled) {
+      member = new ClusterMember(config, nodeId, server, s, addr.port, log.child({ module: 'cluster' }));
+      await member.start();
+      server.cluster = member;
+      server.kv = member.coordinator;
+    } else {
+      server.kv = new LocalKeyValue(s);
+    }
+    log.info({ keys: s.size, loadMs: Date.now() - progress.startedAtMs, cluster: config.clusterEnabled }, 'data loaded; serving');
   });
 
   let closing: Promise<void> | undefined;
@@ -81,6 +116,7 @@ export async function startNode(config: Config, log?: Logger): Promise<RunningNo
       log.info('shutting down');
       await server.close();
       await ready.catch(() => {});
+      await member?.close();
       await admin?.close();
       await store?.close();
       log.info('shut down cleanly');

@@ -8,7 +8,7 @@
 // and Math.random.
 
 import { performance } from 'node:perf_hooks';
-import type { NodeId, PeerMessage } from './types.js';
+import type { NodeId, PeerMessage, VersionedObject } from './types.js';
 
 /** Wall-clock time in unix milliseconds. */
 export interface Clock {
@@ -102,4 +102,19 @@ export function sample<T>(random: Random, items: readonly T[], k: number): T[] {
     [pool[i], pool[j]] = [pool[j]!, pool[i]!];
   }
   return pool.slice(0, take);
+}
+
+/**
+ * This node's replica of the keys it owns: the local store seen as versioned
+ * objects. `apply` merges an incoming object into the local copy (never
+ * replaces it blindly); `whenDurable` says when applied writes are on disk.
+ */
+export interface ReplicaStore {
+  read(key: Buffer): VersionedObject | null | Promise<VersionedObject | null>;
+  apply(key: Buffer, object: VersionedObject): void | Promise<void>;
+  whenDurable(cb: (err: Error | null) => void): void;
+  /** One step over the local keys (tombstoned ones included); cursor 0 starts and ends. */
+  scan(cursor: number, count: number): { cursor: number; keys: Buffer[] };
+  keys(): Iterable<Buffer>;
+  clear(): Promise<void>;
 }

@@ -58,8 +58,12 @@ export type PeerMessage =
   // replica writes: the receiver merges `object` into its copy and answers once durable
   | { type: 'putObject'; key: Buffer; object: VersionedObject }
   | { type: 'ack' }
-  // a whole client command run on another node (RMW commands on the key's first owner)
-  | { type: 'forward'; args: Buffer[]; resp3: boolean }
+  // a blind write (SET) or delete coordinated by an owner on behalf of a node that does not own the key;
+  // answered with `count` (1 for a set; for a delete, whether the key existed)
+  | { type: 'coordinate'; op: 'set' | 'delete'; key: Buffer; value: Buffer | null; expiresAtMs: number; r: number; w: number }
+  // a whole client command run on another node (RMW commands on the key's first owner), with the
+  // client's protocol and consistency levels; answered with `reply` (RESP bytes for that client)
+  | { type: 'forward'; args: Buffer[]; resp3: boolean; r: number; w: number }
   | { type: 'reply'; resp: Buffer }
   // cluster-wide keyspace operations, answered from the receiver's local store
   | { type: 'scan'; cursor: number; count: number }

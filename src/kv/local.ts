@@ -6,24 +6,20 @@
 
 import type { SegmentStore } from '../storage/store.js';
 import { type Entry, type KeyValue, type Maybe, type ScanPage, type Update, isPromise } from './keyvalue.js';
+import { KeyLocks } from './locks.js';
 
 export class LocalKeyValue implements KeyValue {
-  /** key (latin1) → the tail of the chain of operations waiting on that key. */
-  private readonly locks = new Map<string, Promise<void>>();
+  readonly #locks = new KeyLocks();
 
   constructor(private readonly store: SegmentStore) {}
 
   get(key: Buffer): Maybe<Entry | undefined> {
-    if (this.locks.size > 0 && this.locks.has(key.toString('latin1'))) {
-      return this.locked([key], () => this.store.get(key));
-    }
+    if (this.#locks.isLocked(key)) return this.#locks.run([key], () => this.store.get(key));
     return this.store.get(key);
   }
 
   set(key: Buffer, value: Buffer, expiresAtMs: number): Maybe<void> {
-    if (this.locks.size > 0 && this.locks.has(key.toString('latin1'))) {
-      return this.locked([key], () => this.store.put(key, value, expiresAtMs));
-    }
+    if (this.#locks.isLocked(key)) return this.#locks.run([key], () => this.store.put(key, value, expiresAtMs));
     this.store.put(key, value, expiresAtMs);
   }
 
@@ -33,7 +29,7 @@ export class LocalKeyValue implements KeyValue {
       for (const k of keys) if (this.store.delete(k)) n++;
       return n;
     };
-    return this.anyLocked(keys) ? this.locked(keys, run) : run();
+    return this.#locks.anyLocked(keys) ? this.#locks.run(keys, run) : run();
   }
 
   exists(keys: Buffer[]): Maybe<number> {
@@ -42,15 +38,15 @@ export class LocalKeyValue implements KeyValue {
       for (const k of keys) if (this.store.has(k)) n++;
       return n;
     };
-    return this.anyLocked(keys) ? this.locked(keys, run) : run();
+    return this.#locks.anyLocked(keys) ? this.#locks.run(keys, run) : run();
   }
 
   update<T>(keys: Buffer[], fn: (current: Array<Entry | undefined>) => Update<T>): Maybe<T> {
-    if (!this.anyLocked(keys)) {
+    if (!this.#locks.anyLocked(keys)) {
       const current = keys.map((k) => this.store.get(k));
       if (!current.some(isPromise)) return this.apply(keys, current as Array<Entry | undefined>, fn);
     }
-    return this.locked(keys, async () => {
+    return this.#locks.run(keys, async () => {
       const current = await Promise.all(keys.map((k) => this.store.get(k)));
       return this.apply(keys, current, fn);
     });
@@ -66,27 +62,6 @@ export class LocalKeyValue implements KeyValue {
       }
     }
     return result;
-  }
-
-  private anyLocked(keys: Buffer[]): boolean {
-    if (this.locks.size === 0) return false;
-    return keys.some((k) => this.locks.has(k.toString('latin1')));
-  }
-
-  /** Runs op after every earlier locked operation on any of keys, holding them until it ends. */
-  private locked<T>(keys: Buffer[], op: () => Maybe<T>): Promise<T> {
-    const names = [...new Set(keys.map((k) => k.toString('latin1')))];
-    const before = names.map((n) => this.locks.get(n)).filter((p): p is Promise<void> => p !== undefined);
-    const run = Promise.all(before).then(op);
-    const done = run.then(
-      () => undefined,
-      () => undefined,
-    );
-    for (const n of names) this.locks.set(n, done);
-    void done.then(() => {
-      for (const n of names) if (this.locks.get(n) === done) this.locks.delete(n);
-    });
-    return run;
   }
 
   scan(cursor: string, count: number): ScanPage {

@@ -15,7 +15,8 @@ export type CommandFlag =
   | 'stale'
   | 'noauth' // allowed before AUTH
   | 'noscript'
-  | 'denyoom';
+  | 'denyoom'
+  | 'rmw'; // reads then writes its key: in a cluster it runs on the key's first owner
 
 export type Handler = (session: Session, args: Buffer[]) => Reply | Promise<Reply>;
 
@@ -27,6 +28,8 @@ export interface CommandSpec {
   flags: CommandFlag[];
   /** flags includes 'write' (its replies wait for durability); derived once for the hot path. */
   writes: boolean;
+  /** In a cluster, whether this invocation must run on its key's first owner ('rmw' flag, or per arguments). */
+  routed?: (args: Buffer[]) => boolean;
   /** Key positions (1-based, last may be negative counting from the end), 0 when none. */
   firstKey: number;
   lastKey: number;
@@ -62,6 +65,7 @@ export function command(
     arity,
     flags,
     writes: flags.includes('write'),
+    routed: flags.includes('rmw') ? () => true : undefined,
     firstKey: keys[0],
     lastKey: keys[1],
     step: keys[2],

@@ -8,6 +8,7 @@ import { ErrorReply, type Reply } from '../../protocol/resp.js';
 import type { Config } from '../config.js';
 import * as C from '../constants.js';
 import type { KeyValue } from '../kv/keyvalue.js';
+import type { ClusterMember } from '../cluster-member.js';
 import type { Logger } from '../log.js';
 import { Client } from './client.js';
 import type { Session } from './session.js';
@@ -52,6 +53,8 @@ export class Server {
   /** Undefined while the dataset loads: commands without the 'loading' flag answer -LOADING. */
   kv: KeyValue | undefined;
   storage: StorageInfo | undefined;
+  /** Set when the node is a cluster member: routing, CLUSTER commands. */
+  cluster: ClusterMember | undefined;
   private nextClientId = 1;
   private readonly netServer: net.Server;
 
@@ -152,7 +155,8 @@ export class Server {
     const t0 = performance.now();
     let reply: Reply | Promise<Reply>;
     try {
-      reply = spec.handler(client, args);
+      const routed = this.cluster !== undefined && spec.routed?.(args) ? this.cluster.route(client, spec, args) : undefined;
+      reply = routed ?? spec.handler(client, args);
     } catch (err) {
       reply = this.errorReply(err);
     }
@@ -195,6 +199,13 @@ export class Server {
     if (err instanceof ErrorReply) return err;
     const e = err as Error & { code?: string };
     switch (e?.name) {
+      case 'QuorumError':
+      case 'NoOwnerError':
+      case 'PeerReplyError':
+        // Their messages start with the error code clients act on (TRYAGAIN, CLUSTERDOWN, ...).
+        return new ErrorReply(e.message);
+      case 'PeerError':
+        return new ErrorReply(`TRYAGAIN peer request failed: ${e.message}`);
       case 'StorageWriteError':
         return diskWriteFailed(e.message);
       case 'StorageLimitError':

@@ -72,7 +72,7 @@ function hello(c: Session, args: Buffer[]): Reply {
     [new BulkText('version'), new BulkText(redisVersionCompat)],
     [new BulkText('proto'), proto],
     [new BulkText('id'), c.id],
-    [new BulkText('mode'), new BulkText('standalone')],
+    [new BulkText('mode'), new BulkText(c.server.cluster ? 'cluster' : 'standalone')],
     [new BulkText('role'), new BulkText('master')],
     [new BulkText('modules'), []],
   ]);

@@ -3,6 +3,7 @@
 // lower-casing the name on the hot path.
 
 import type { CommandSpec } from '../command.js';
+import { clusterCommands } from './cluster.js';
 import { connectionCommands } from './connection.js';
 import { keyCommands } from './keys.js';
 import { serverCommands } from './server.js';
@@ -10,7 +11,7 @@ import { stringCommands } from './strings.js';
 
 export function commandTable(): Map<string, CommandSpec> {
   const table = new Map<string, CommandSpec>();
-  for (const spec of [...connectionCommands, ...serverCommands, ...stringCommands, ...keyCommands]) {
+  for (const spec of [...connectionCommands, ...serverCommands, ...stringCommands, ...keyCommands, ...clusterCommands]) {
     if (table.has(spec.name)) throw new Error(`command ${spec.name} declared twice`);
     table.set(spec.name, spec);
   }

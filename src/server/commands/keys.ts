@@ -33,7 +33,7 @@ function expire(unit: Unit, name: string) {
     }
     if (nx && (xx || gt || lt)) return new ErrorReply('ERR NX and XX, GT or LT options at the same time are not compatible');
     if (gt && lt) return new ErrorReply('ERR GT and LT options at the same time are not compatible');
-    return c.server.kv!.update([args[1]!], ([cur]): Update<Reply> => {
+    return c.kv.update([args[1]!], ([cur]): Update<Reply> => {
       if (cur === undefined) return { result: 0 };
       const has = cur.expiresAtMs !== 0;
       // No expiry counts as an infinite one for GT / LT.
@@ -48,7 +48,7 @@ function expire(unit: Unit, name: string) {
 /** TTL, PTTL, EXPIRETIME, PEXPIRETIME: -2 for a missing key, -1 for one without expiry. */
 function ttl(kind: 'ttl' | 'pttl' | 'expiretime' | 'pexpiretime') {
   return (c: Session, args: Buffer[]): Maybe<Reply> =>
-    then(c.server.kv!.get(args[1]!), (e) => {
+    then(c.kv.get(args[1]!), (e) => {
       if (e === undefined) return -2;
       if (e.expiresAtMs === 0) return -1;
       const left = Math.max(0, e.expiresAtMs - Date.now());
@@ -66,7 +66,7 @@ function ttl(kind: 'ttl' | 'pttl' | 'expiretime' | 'pexpiretime') {
 }
 
 function persist(c: Session, args: Buffer[]): Maybe<Reply> {
-  return c.server.kv!.update([args[1]!], ([cur]): Update<Reply> => {
+  return c.kv.update([args[1]!], ([cur]): Update<Reply> => {
     if (cur === undefined || cur.expiresAtMs === 0) return { result: 0 };
     return { writes: [{ value: cur.value, expiresAtMs: 0 }], result: 1 };
   });
@@ -79,7 +79,7 @@ async function keys(c: Session, args: Buffer[]): Promise<Reply> {
   const out: Buffer[] = [];
   let cursor = '0';
   do {
-    const page = await c.server.kv!.scan(cursor, 1000);
+    const page = await c.kv.scan(cursor, 1000);
     for (const k of page.keys) if (all || globMatch(pattern, k)) out.push(k);
     cursor = page.cursor;
   } while (cursor !== '0');
@@ -109,7 +109,7 @@ function scan(c: Session, args: Buffer[]): Maybe<Reply> {
       return Err.syntax;
     }
   }
-  return then(c.server.kv!.scan(cursor, count), (page) => {
+  return then(c.kv.scan(cursor, count), (page) => {
     let ks = page.keys;
     if (type !== undefined && type !== 'string') ks = [];
     if (pattern !== undefined) ks = ks.filter((k) => globMatch(pattern!, k));
@@ -121,32 +121,32 @@ const G = { group: 'generic' as const };
 
 export const keyCommands: CommandSpec[] = [
   command('del', -2, ['write'], [1, -1, 1], { ...G, summary: 'Deletes one or more keys.', since: '1.0.0', complexity: 'O(N) where N is the number of keys that will be removed.' }, (c, a) =>
-    c.server.kv!.delete(a.slice(1)),
+    c.kv.delete(a.slice(1)),
   ),
   command('unlink', -2, ['write', 'fast'], [1, -1, 1], { ...G, summary: 'Asynchronously deletes one or more keys.', since: '4.0.0', complexity: 'O(1) for each key removed regardless of its size.' }, (c, a) =>
-    c.server.kv!.delete(a.slice(1)),
+    c.kv.delete(a.slice(1)),
   ),
   command('exists', -2, ['readonly', 'fast'], [1, -1, 1], { ...G, summary: 'Determines whether one or more keys exist.', since: '1.0.0', complexity: 'O(N) where N is the number of keys to check.' }, (c, a) =>
-    c.server.kv!.exists(a.slice(1)),
+    c.kv.exists(a.slice(1)),
   ),
   command('touch', -2, ['readonly', 'fast'], [1, -1, 1], { ...G, summary: 'Returns the number of existing keys out of those specified after updating the time they were last accessed.', since: '3.2.1', complexity: 'O(N) where N is the number of keys that will be touched.' }, (c, a) =>
-    c.server.kv!.exists(a.slice(1)),
+    c.kv.exists(a.slice(1)),
   ),
   command('type', 2, ['readonly', 'fast'], [1, 1, 1], { ...G, summary: 'Determines the type of value stored at a key.', since: '1.0.0' }, (c, a) =>
-    then(c.server.kv!.exists([a[1]!]), (n) => (n > 0 ? 'string' : 'none')),
+    then(c.kv.exists([a[1]!]), (n) => (n > 0 ? 'string' : 'none')),
   ),
-  command('expire', -3, ['write', 'fast'], [1, 1, 1], { ...G, summary: 'Sets the expiration time of a key in seconds.', since: '1.0.0' }, expire('EX', 'expire')),
-  command('pexpire', -3, ['write', 'fast'], [1, 1, 1], { ...G, summary: 'Sets the expiration time of a key in milliseconds.', since: '2.6.0' }, expire('PX', 'pexpire')),
-  command('expireat', -3, ['write', 'fast'], [1, 1, 1], { ...G, summary: 'Sets the expiration time of a key to a Unix timestamp.', since: '1.2.0' }, expire('EXAT', 'expireat')),
-  command('pexpireat', -3, ['write', 'fast'], [1, 1, 1], { ...G, summary: 'Sets the expiration time of a key to a Unix milliseconds timestamp.', since: '2.6.0' }, expire('PXAT', 'pexpireat')),
+  command('expire', -3, ['rmw', 'write', 'fast'], [1, 1, 1], { ...G, summary: 'Sets the expiration time of a key in seconds.', since: '1.0.0' }, expire('EX', 'expire')),
+  command('pexpire', -3, ['rmw', 'write', 'fast'], [1, 1, 1], { ...G, summary: 'Sets the expiration time of a key in milliseconds.', since: '2.6.0' }, expire('PX', 'pexpire')),
+  command('expireat', -3, ['rmw', 'write', 'fast'], [1, 1, 1], { ...G, summary: 'Sets the expiration time of a key to a Unix timestamp.', since: '1.2.0' }, expire('EXAT', 'expireat')),
+  command('pexpireat', -3, ['rmw', 'write', 'fast'], [1, 1, 1], { ...G, summary: 'Sets the expiration time of a key to a Unix milliseconds timestamp.', since: '2.6.0' }, expire('PXAT', 'pexpireat')),
   command('ttl', 2, ['readonly', 'fast'], [1, 1, 1], { ...G, summary: 'Returns the expiration time in seconds of a key.', since: '1.0.0' }, ttl('ttl')),
   command('pttl', 2, ['readonly', 'fast'], [1, 1, 1], { ...G, summary: 'Returns the expiration time in milliseconds of a key.', since: '2.6.0' }, ttl('pttl')),
   command('expiretime', 2, ['readonly', 'fast'], [1, 1, 1], { ...G, summary: 'Returns the expiration time of a key as a Unix timestamp.', since: '7.0.0' }, ttl('expiretime')),
   command('pexpiretime', 2, ['readonly', 'fast'], [1, 1, 1], { ...G, summary: 'Returns the expiration time of a key as a Unix milliseconds timestamp.', since: '7.0.0' }, ttl('pexpiretime')),
-  command('persist', 2, ['write', 'fast'], [1, 1, 1], { ...G, summary: 'Removes the expiration time of a key.', since: '2.2.0' }, persist),
+  command('persist', 2, ['rmw', 'write', 'fast'], [1, 1, 1], { ...G, summary: 'Removes the expiration time of a key.', since: '2.2.0' }, persist),
   command('keys', 2, ['readonly'], [0, 0, 0], { ...G, summary: 'Returns all key names that match a pattern.', since: '1.0.0', complexity: 'O(N) with N being the number of keys in the database' }, keys),
   command('scan', -2, ['readonly'], [0, 0, 0], { ...G, summary: 'Iterates over the key names in the database.', since: '2.8.0', complexity: 'O(1) for every call. O(N) for a complete iteration.' }, scan),
   command('randomkey', 1, ['readonly'], [0, 0, 0], { ...G, summary: 'Returns a random key name from the database.', since: '1.0.0' }, (c) =>
-    then(c.server.kv!.randomKey(), (k) => k ?? null),
+    then(c.kv.randomKey(), (k) => k ?? null),
   ),
 ];

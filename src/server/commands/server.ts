@@ -33,7 +33,7 @@ const sections: Record<string, Section> = {
   server: (s) => [
     ['redis_version', redisVersionCompat],
     ['distri_kv_version', distriKvVersion],
-    ['redis_mode', 'standalone'],
+    ['redis_mode', s.cluster ? 'cluster' : 'standalone'],
     ['os', `${os.type()} ${os.release()} ${os.arch()}`],
     ['arch_bits', 64],
     ['process_id', process.pid],
@@ -101,10 +101,14 @@ const sections: Record<string, Section> = {
     ['keyspace_misses', s.stats.keyspaceMisses],
     ['total_error_replies', s.stats.errorReplies],
   ],
-  replication: () => [
+  replication: (s) => [
+    // Every node accepts reads and writes for every key: to a Redis client each is a master.
     ['role', 'master'],
     ['connected_slaves', 0],
     ['master_failover_state', 'no-failover'],
+    ['replicas_per_key', s.cluster ? s.cluster.ring.replicas : 1],
+    ['read_quorum', s.cluster ? s.cluster.coordinator.levels.r : 1],
+    ['write_quorum', s.cluster ? s.cluster.coordinator.levels.w : 1],
   ],
   cpu: () => {
     const u = process.cpuUsage();
@@ -113,7 +117,16 @@ const sections: Record<string, Section> = {
       ['used_cpu_user', (u.user / 1e6).toFixed(6)],
     ];
   },
-  cluster: () => [['cluster_enabled', 0]],
+  cluster: (s) => [
+    ['cluster_enabled', s.cluster ? 1 : 0],
+    ...(s.cluster
+      ? ([
+          ['cluster_known_nodes', s.cluster.membership.members().length],
+          ['cluster_nodes_up', s.cluster.membership.members().filter((m) => s.cluster!.membership.isUp(m.id)).length],
+          ['cluster_port', s.cluster.clusterPort],
+        ] as Array<[string, number]>)
+      : []),
+  ],
   keyspace: (s) => {
     if (s.kv === undefined) return [];
     const n = s.kv.size();
@@ -252,6 +265,8 @@ function configParams(): Map<string, ConfigParam> {
   const mutable = new Set<keyof Config>(['requirepass', 'bulkBytesMax', 'queryBufferBytesMax', 'clientsMax', 'logLevel']);
   for (const setting of settings) {
     const param: ConfigParam = { get: (s) => String(s.config[setting.key] ?? '') };
+    // The cluster secret never leaves the node (peers prove it without sending it).
+    if (setting.key === 'clusterSecret') param.get = (s) => (s.config.clusterSecret ? '(set)' : '');
     if (mutable.has(setting.key)) {
       param.set = (s, value) => {
         const v = setting.key === 'requirepass' && value === '' ? undefined : coerce(setting, value, 'CONFIG SET');
@@ -277,7 +292,7 @@ function configParams(): Map<string, ConfigParam> {
   params.set('timeout', fixed('0'));
   params.set('maxmemory', fixed('0'));
   params.set('maxmemory-policy', fixed('noeviction'));
-  params.set('cluster-enabled', fixed('no'));
+  params.set('cluster-enabled', { get: (s) => (s.cluster ? 'yes' : 'no') });
   return params;
 }
 
@@ -342,7 +357,7 @@ const configSubcommands: CommandSpec[] = [
 
 function flush(c: Session, args: Buffer[]): Reply | Promise<Reply> {
   if (args.length > 2 || (args.length === 2 && !isKeyword(args[1]!, 'ASYNC') && !isKeyword(args[1]!, 'SYNC'))) return Err.syntax;
-  return c.server.kv!.flushAll().then(() => OK);
+  return c.kv.flushAll().then(() => OK);
 }
 
 const V = { group: 'server' as const };
@@ -359,7 +374,7 @@ export const serverCommands: CommandSpec[] = [
     new ErrorReply(`ERR unknown subcommand '${a[1]?.toString('latin1')}'. Try CONFIG HELP.`),
     configSubcommands,
   ),
-  command('dbsize', 1, ['readonly', 'fast'], [0, 0, 0], { ...V, summary: 'Returns the number of keys in the database.', since: '1.0.0', acl: ['keyspace'] }, (c) => c.server.kv!.size()),
+  command('dbsize', 1, ['readonly', 'fast'], [0, 0, 0], { ...V, summary: 'Returns the number of keys in the database.', since: '1.0.0', acl: ['keyspace'] }, (c) => c.kv.size()),
   command('time', 1, ['loading', 'stale', 'fast'], [0, 0, 0], { ...V, summary: 'Returns the server time.', since: '2.6.0' }, () => {
     const us = BigInt(Date.now()) * 1000n + (process.hrtime.bigint() / 1000n) % 1000n;
     return [new BulkText(String(us / 1000000n)), new BulkText(String(us % 1000000n))];

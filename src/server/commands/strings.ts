@@ -84,7 +84,7 @@ function parseSetOptions(args: Buffer[], from: number, nowMs: number): SetOption
 }
 
 function set(c: Session, args: Buffer[]): Maybe<Reply> {
-  const kv = c.server.kv!;
+  const kv = c.kv;
   const key = args[1]!;
   const value = args[2]!;
   if (args.length === 3) return then(kv.set(key, value, 0), () => OK);
@@ -108,13 +108,13 @@ function setWithExpiry(unit: 'EX' | 'PX', name: string) {
   return (c: Session, args: Buffer[]): Maybe<Reply> => {
     const at = expiryFromArg(args[2]!, unit, name, Date.now());
     if (typeof at !== 'number') return at;
-    return then(c.server.kv!.set(args[1]!, args[3]!, at), () => OK);
+    return then(c.kv.set(args[1]!, args[3]!, at), () => OK);
   };
 }
 
 /** INCR, DECR, INCRBY, DECRBY: integer arithmetic on a decimal string, int64 bounded. */
 function incrBy(c: Session, key: Buffer, delta: number | bigint): Maybe<Reply> {
-  return c.server.kv!.update([key], ([cur]): Update<Reply> => {
+  return c.kv.update([key], ([cur]): Update<Reply> => {
     let n: number | bigint = 0;
     if (cur !== undefined) {
       const parsed = parseInteger(cur.value);
@@ -148,7 +148,7 @@ function deltaArg(arg: Buffer, negate: boolean): number | bigint | ErrorReply {
 function incrByFloat(c: Session, args: Buffer[]): Maybe<Reply> {
   const delta = parseFloatArg(args[2]!);
   if (delta === undefined) return Err.notFloat;
-  return c.server.kv!.update([args[1]!], ([cur]): Update<Reply> => {
+  return c.kv.update([args[1]!], ([cur]): Update<Reply> => {
     let n = 0;
     if (cur !== undefined) {
       const parsed = parseFloatArg(cur.value);
@@ -166,7 +166,7 @@ function incrByFloat(c: Session, args: Buffer[]): Maybe<Reply> {
 function append(c: Session, args: Buffer[]): Maybe<Reply> {
   const add = args[2]!;
   const max = c.server.config.bulkBytesMax;
-  return c.server.kv!.update([args[1]!], ([cur]): Update<Reply> => {
+  return c.kv.update([args[1]!], ([cur]): Update<Reply> => {
     const before = cur === undefined ? 0 : cur.value.length;
     if (before + add.length > max) return { result: Err.stringTooLong };
     const value = cur === undefined ? Buffer.from(add) : Buffer.concat([cur.value, add]);
@@ -190,7 +190,7 @@ function getRange(c: Session, args: Buffer[]): Maybe<Reply> {
   const start = parseSafeInteger(args[2]!);
   const end = parseSafeInteger(args[3]!);
   if (start === undefined || end === undefined) return Err.notInteger;
-  return then(c.server.kv!.get(args[1]!), (e) => {
+  return then(c.kv.get(args[1]!), (e) => {
     countRead(c, e);
     if (e === undefined) return Buffer.alloc(0);
     const r = clampRange(start, end, e.value.length);
@@ -204,7 +204,7 @@ function setRange(c: Session, args: Buffer[]): Maybe<Reply> {
   if (offset < 0) return Err.offsetOutOfRange;
   const patch = args[3]!;
   if (offset + patch.length > c.server.config.bulkBytesMax) return Err.stringTooLong;
-  return c.server.kv!.update([args[1]!], ([cur]): Update<Reply> => {
+  return c.kv.update([args[1]!], ([cur]): Update<Reply> => {
     const old = cur === undefined ? Buffer.alloc(0) : cur.value;
     if (patch.length === 0) return { result: old.length };
     const value = Buffer.alloc(Math.max(old.length, offset + patch.length));
@@ -231,9 +231,9 @@ function getEx(c: Session, args: Buffer[]): Maybe<Reply> {
       return Err.syntax;
     }
   }
-  if (newExpiry === undefined) return then(c.server.kv!.get(args[1]!), (e) => valueOf(countRead(c, e)));
+  if (newExpiry === undefined) return then(c.kv.get(args[1]!), (e) => valueOf(countRead(c, e)));
   const expiry = newExpiry;
-  return c.server.kv!.update([args[1]!], ([cur]): Update<Reply> => {
+  return c.kv.update([args[1]!], ([cur]): Update<Reply> => {
     countRead(c, cur);
     if (cur === undefined) return { result: null };
     return { writes: [written(cur.value, expiry, now)], result: cur.value };
@@ -241,7 +241,7 @@ function getEx(c: Session, args: Buffer[]): Maybe<Reply> {
 }
 
 function mget(c: Session, args: Buffer[]): Maybe<Reply> {
-  const kv = c.server.kv!;
+  const kv = c.kv;
   const got: Array<Maybe<Entry | undefined>> = [];
   let async = false;
   for (let i = 1; i < args.length; i++) {
@@ -255,7 +255,7 @@ function mget(c: Session, args: Buffer[]): Maybe<Reply> {
 
 function mset(c: Session, args: Buffer[]): Maybe<Reply> {
   if ((args.length - 1) % 2 !== 0) return wrongArity('mset');
-  const kv = c.server.kv!;
+  const kv = c.kv;
   const pending: Promise<void>[] = [];
   for (let i = 1; i < args.length; i += 2) {
     const r = kv.set(args[i]!, args[i + 1]!, 0);
@@ -272,7 +272,7 @@ function msetnx(c: Session, args: Buffer[]): Maybe<Reply> {
     keys.push(args[i]!);
     values.push(args[i + 1]!);
   }
-  return c.server.kv!.update(keys, (cur): Update<Reply> => {
+  return c.kv.update(keys, (cur): Update<Reply> => {
     if (cur.some((e) => e !== undefined)) return { result: 0 };
     return { writes: values.map((value) => ({ value, expiresAtMs: 0 })), result: 1 };
   });
@@ -280,43 +280,46 @@ function msetnx(c: Session, args: Buffer[]): Maybe<Reply> {
 
 const S = { group: 'string' as const };
 
+/** SET with NX, XX, GET or KEEPTTL reads before it writes; any option sends it to the key's first owner. */
+const setSpec = (spec: CommandSpec): CommandSpec => ({ ...spec, routed: (args) => args.length > 3 });
+
 export const stringCommands: CommandSpec[] = [
   command('get', 2, ['readonly', 'fast'], [1, 1, 1], { ...S, summary: 'Returns the string value of a key.', since: '1.0.0' }, (c, a) =>
-    then(c.server.kv!.get(a[1]!), (e) => valueOf(countRead(c, e))),
+    then(c.kv.get(a[1]!), (e) => valueOf(countRead(c, e))),
   ),
-  command('set', -3, ['write', 'denyoom'], [1, 1, 1], { ...S, summary: 'Sets the string value of a key, ignoring its type. The key is created if it doesn\'t exist.', since: '1.0.0' }, set),
-  command('setnx', 3, ['write', 'denyoom', 'fast'], [1, 1, 1], { ...S, summary: 'Set the string value of a key only when the key doesn\'t exist.', since: '1.0.0' }, (c, a) =>
-    c.server.kv!.update([a[1]!], ([cur]): Update<Reply> =>
+  setSpec(command('set', -3, ['write', 'denyoom'], [1, 1, 1], { ...S, summary: 'Sets the string value of a key, ignoring its type. The key is created if it doesn\'t exist.', since: '1.0.0' }, set)),
+  command('setnx', 3, ['rmw', 'write', 'denyoom', 'fast'], [1, 1, 1], { ...S, summary: 'Set the string value of a key only when the key doesn\'t exist.', since: '1.0.0' }, (c, a) =>
+    c.kv.update([a[1]!], ([cur]): Update<Reply> =>
       cur === undefined ? { writes: [{ value: a[2]!, expiresAtMs: 0 }], result: 1 } : { result: 0 },
     ),
   ),
   command('setex', 4, ['write', 'denyoom'], [1, 1, 1], { ...S, summary: 'Sets the string value and expiration time of a key. Creates the key if it doesn\'t exist.', since: '2.0.0' }, setWithExpiry('EX', 'setex')),
   command('psetex', 4, ['write', 'denyoom'], [1, 1, 1], { ...S, summary: 'Sets both string value and expiration time in milliseconds of a key. The key is created if it doesn\'t exist.', since: '2.6.0' }, setWithExpiry('PX', 'psetex')),
-  command('getset', 3, ['write', 'denyoom', 'fast'], [1, 1, 1], { ...S, summary: 'Returns the previous string value of a key after setting it to a new value.', since: '1.0.0' }, (c, a) =>
-    c.server.kv!.update([a[1]!], ([cur]): Update<Reply> => ({ writes: [{ value: a[2]!, expiresAtMs: 0 }], result: valueOf(cur) })),
+  command('getset', 3, ['rmw', 'write', 'denyoom', 'fast'], [1, 1, 1], { ...S, summary: 'Returns the previous string value of a key after setting it to a new value.', since: '1.0.0' }, (c, a) =>
+    c.kv.update([a[1]!], ([cur]): Update<Reply> => ({ writes: [{ value: a[2]!, expiresAtMs: 0 }], result: valueOf(cur) })),
   ),
-  command('getdel', 2, ['write', 'fast'], [1, 1, 1], { ...S, summary: 'Returns the string value of a key after deleting the key.', since: '6.2.0' }, (c, a) =>
-    c.server.kv!.update([a[1]!], ([cur]): Update<Reply> => (cur === undefined ? { result: null } : { writes: [null], result: cur.value })),
+  command('getdel', 2, ['rmw', 'write', 'fast'], [1, 1, 1], { ...S, summary: 'Returns the string value of a key after deleting the key.', since: '6.2.0' }, (c, a) =>
+    c.kv.update([a[1]!], ([cur]): Update<Reply> => (cur === undefined ? { result: null } : { writes: [null], result: cur.value })),
   ),
-  command('getex', -2, ['write', 'fast'], [1, 1, 1], { ...S, summary: 'Returns the string value of a key after setting its expiration time.', since: '6.2.0' }, getEx),
+  command('getex', -2, ['rmw', 'write', 'fast'], [1, 1, 1], { ...S, summary: 'Returns the string value of a key after setting its expiration time.', since: '6.2.0' }, getEx),
   command('mget', -2, ['readonly', 'fast'], [1, -1, 1], { ...S, summary: 'Atomically returns the string values of one or more keys.', since: '1.0.0', complexity: 'O(N) where N is the number of keys to retrieve.' }, mget),
   command('mset', -3, ['write', 'denyoom'], [1, -1, 2], { ...S, summary: 'Atomically creates or modifies the string values of one or more keys.', since: '1.0.1', complexity: 'O(N) where N is the number of keys to set.' }, mset),
-  command('msetnx', -3, ['write', 'denyoom'], [1, -1, 2], { ...S, summary: 'Atomically modifies the string values of one or more keys only when all keys don\'t exist.', since: '1.0.1', complexity: 'O(N) where N is the number of keys to set.' }, msetnx),
+  command('msetnx', -3, ['rmw', 'write', 'denyoom'], [1, -1, 2], { ...S, summary: 'Atomically modifies the string values of one or more keys only when all keys don\'t exist.', since: '1.0.1', complexity: 'O(N) where N is the number of keys to set.' }, msetnx),
   command('strlen', 2, ['readonly', 'fast'], [1, 1, 1], { ...S, summary: 'Returns the length of a string value.', since: '2.2.0' }, (c, a) =>
-    then(c.server.kv!.get(a[1]!), (e) => (e === undefined ? 0 : e.value.length)),
+    then(c.kv.get(a[1]!), (e) => (e === undefined ? 0 : e.value.length)),
   ),
-  command('append', 3, ['write', 'denyoom', 'fast'], [1, 1, 1], { ...S, summary: 'Appends a string to the value of a key. Creates the key if it doesn\'t exist.', since: '2.0.0' }, append),
+  command('append', 3, ['rmw', 'write', 'denyoom', 'fast'], [1, 1, 1], { ...S, summary: 'Appends a string to the value of a key. Creates the key if it doesn\'t exist.', since: '2.0.0' }, append),
   command('getrange', 4, ['readonly'], [1, 1, 1], { ...S, summary: 'Returns a substring of the string stored at a key.', since: '2.4.0', complexity: 'O(N) where N is the length of the returned string.' }, getRange),
-  command('setrange', 4, ['write', 'denyoom'], [1, 1, 1], { ...S, summary: 'Overwrites a part of a string value with another by an offset. Creates the key if it doesn\'t exist.', since: '2.2.0' }, setRange),
-  command('incr', 2, ['write', 'denyoom', 'fast'], [1, 1, 1], { ...S, summary: 'Increments the integer value of a key by one. Uses 0 as initial value if the key doesn\'t exist.', since: '1.0.0' }, (c, a) => incrBy(c, a[1]!, 1)),
-  command('decr', 2, ['write', 'denyoom', 'fast'], [1, 1, 1], { ...S, summary: 'Decrements the integer value of a key by one. Uses 0 as initial value if the key doesn\'t exist.', since: '1.0.0' }, (c, a) => incrBy(c, a[1]!, -1)),
-  command('incrby', 3, ['write', 'denyoom', 'fast'], [1, 1, 1], { ...S, summary: 'Increments the integer value of a key by a number. Uses 0 as initial value if the key doesn\'t exist.', since: '1.0.0' }, (c, a) => {
+  command('setrange', 4, ['rmw', 'write', 'denyoom'], [1, 1, 1], { ...S, summary: 'Overwrites a part of a string value with another by an offset. Creates the key if it doesn\'t exist.', since: '2.2.0' }, setRange),
+  command('incr', 2, ['rmw', 'write', 'denyoom', 'fast'], [1, 1, 1], { ...S, summary: 'Increments the integer value of a key by one. Uses 0 as initial value if the key doesn\'t exist.', since: '1.0.0' }, (c, a) => incrBy(c, a[1]!, 1)),
+  command('decr', 2, ['rmw', 'write', 'denyoom', 'fast'], [1, 1, 1], { ...S, summary: 'Decrements the integer value of a key by one. Uses 0 as initial value if the key doesn\'t exist.', since: '1.0.0' }, (c, a) => incrBy(c, a[1]!, -1)),
+  command('incrby', 3, ['rmw', 'write', 'denyoom', 'fast'], [1, 1, 1], { ...S, summary: 'Increments the integer value of a key by a number. Uses 0 as initial value if the key doesn\'t exist.', since: '1.0.0' }, (c, a) => {
     const d = deltaArg(a[2]!, false);
     return d instanceof ErrorReply ? d : incrBy(c, a[1]!, d);
   }),
-  command('decrby', 3, ['write', 'denyoom', 'fast'], [1, 1, 1], { ...S, summary: 'Decrements a number from the integer value of a key. Uses 0 as initial value if the key doesn\'t exist.', since: '1.0.0' }, (c, a) => {
+  command('decrby', 3, ['rmw', 'write', 'denyoom', 'fast'], [1, 1, 1], { ...S, summary: 'Decrements a number from the integer value of a key. Uses 0 as initial value if the key doesn\'t exist.', since: '1.0.0' }, (c, a) => {
     const d = deltaArg(a[2]!, true);
     return d instanceof ErrorReply ? d : incrBy(c, a[1]!, d);
   }),
-  command('incrbyfloat', 3, ['write', 'denyoom', 'fast'], [1, 1, 1], { ...S, summary: 'Increment the floating point value of a key by a number. Uses 0 as initial value if the key doesn\'t exist.', since: '2.6.0' }, incrByFloat),
+  command('incrbyfloat', 3, ['rmw', 'write', 'denyoom', 'fast'], [1, 1, 1], { ...S, summary: 'Increment the floating point value of a key by a number. Uses 0 as initial value if the key doesn\'t exist.', since: '2.6.0' }, incrByFloat),
 ];

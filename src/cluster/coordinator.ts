@@ -1,0 +1,477 @@
+// The quorum coordinator: the KeyValue a cluster node serves clients with.
+// Every key has a preference list of N owners (the ring). Reads ask all N and
+// answer from the first R, merged by causality, and repair stale replicas in
+// the background. Writes are versioned by an owner (the actor of the new dot):
+// it reads the key's causal context from max(R, N-W+1) owners, so the context
+// intersects every earlier acknowledged write and the new version supersedes
+// it whatever the wall clocks say, then sends the new object to all N owners
+// and answers after W durable acknowledgements. A write that misses W is not
+// rolled back (as in Dynamo): the error says so.
+//
+// The coordinator is written against ports (transport, replica store, clock),
+// so tests can drive it over a fake network; src/node.ts wires the real ones.
+
+import type { Entry, KeyValue, ScanPage, Update } from '../kv/keyvalue.js';
+import { KeyLocks } from '../kv/locks.js';
+import type { HybridClock } from './hlc.js';
+import type { Clock, ReplicaStore, Transport } from './ports.js';
+import { QuorumTally } from './quorum.js';
+import type { Ring } from './ring.js';
+import type { NodeId, PeerMessage, Sibling, VersionedObject } from './types.js';
+import { emptyObject, equalObjects, merge, resolve, update } from './version.js';
+
+export interface Quorum {
+  r: number;
+  w: number;
+}
+
+export interface CoordinatorPorts {
+  self: NodeId;
+  /** Wall clock (expiry). */
+  clock: Clock;
+  hlc: HybridClock;
+  transport: Transport;
+  replica: ReplicaStore;
+  /** The current ring (it changes with membership). */
+  ring(): Ring;
+  /** This node's failure detector verdict. */
+  isUp(id: NodeId): boolean;
+}
+
+export interface CoordinatorOptions {
+  quorum: Quorum;
+  requestTimeoutMs: number;
+  siblingsMax: number;
+}
+
+/** A quorum was not reached; the first word tells clients to retry. */
+export class QuorumError extends Error {
+  override name = 'QuorumError';
+  constructor(op: 'read' | 'write', detail: string, written: boolean) {
+    super(
+      `TRYAGAIN ${op} quorum not reached: ${detail}` +
+        (written ? '; the write was not rolled back and may still reach every replica' : ''),
+    );
+  }
+}
+
+/** No owner of a key can be reached to coordinate it. */
+export class NoOwnerError extends Error {
+  override name = 'NoOwnerError';
+  constructor(what: string) {
+    super(`CLUSTERDOWN no reachable owner for ${what}`);
+  }
+}
+
+/** A peer answered a request with an error message (its text is passed on as the reply). */
+export class PeerReplyError extends Error {
+  override name = 'PeerReplyError';
+}
+
+export interface CoordinatorStats {
+  reads: number;
+  writes: number;
+  readRepairs: number;
+  forwardedWrites: number;
+  quorumFailures: number;
+}
+
+const toEntry = (s: Sibling | undefined): Entry | undefined =>
+  s === undefined || s.value === null ? undefined : { value: s.value, expiresAtMs: s.expiresAtMs };
+
+/** Drops values from an object, keeping what causality and existence need (for version-only reads). */
+export function withoutValues(obj: VersionedObject): VersionedObject {
+  const empty = Buffer.alloc(0);
+  return { vv: obj.vv, siblings: obj.siblings.map((s) => ({ ...s, value: s.value === null ? null : empty })) };
+}
+
+/** Cursor of a cluster-wide SCAN: which member (by index in the sorted ring nodes) and its local cursor. */
+const scanNodeBits = 1024;
+
+/** What every view of one node's coordinator shares. */
+interface Shared {
+  stats: CoordinatorStats;
+  /** Serialises the writes this node coordinates, per key, so its dots for a key are issued in order. */
+  locks: KeyLocks;
+}
+
+export class Coordinator implements KeyValue {
+  readonly #shared: Shared;
+
+  constructor(
+    private readonly ports: CoordinatorPorts,
+    private readonly options: CoordinatorOptions,
+    /** The levels this view uses (a connection may choose its own with withQuorum). */
+    private readonly quorum: Quorum = options.quorum,
+    shared?: Shared,
+  ) {
+    this.#shared = shared ?? {
+      stats: { reads: 0, writes: 0, readRepairs: 0, forwardedWrites: 0, quorumFailures: 0 },
+      locks: new KeyLocks(),
+    };
+  }
+
+  get stats(): CoordinatorStats {
+    return this.#shared.stats;
+  }
+
+  get #locks(): KeyLocks {
+    return this.#shared.locks;
+  }
+
+  /** The same coordinator with other consistency levels, for one connection. */
+  withQuorum(q: Partial<Quorum>): Coordinator {
+    return new Coordinator(this.ports, this.options, { r: q.r ?? this.quorum.r, w: q.w ?? this.quorum.w }, this.#shared);
+  }
+
+  get levels(): Quorum {
+    return this.quorum;
+  }
+
+  owners(key: Buffer): readonly NodeId[] {
+    return this.ports.ring().preferenceList(key);
+  }
+
+  /** The node that should coordinate a write: this one if it owns the key, else the first owner that is up. */
+  writeCoordinator(key: Buffer, firstOwnerOnly: boolean): NodeId | undefined {
+    const owners = this.owners(key);
+    const self = this.ports.self;
+    if (!firstOwnerOnly && owners.includes(self)) return self;
+    for (const o of owners) if (o === self || this.ports.isUp(o)) return o;
+    return undefined;
+  }
+
+  // --- reads ------------------------------------------------------------------
+
+  get(key: Buffer): Promise<Entry | undefined> {
+    this.stats.reads++;
+    return this.#read(key, this.quorum.r, false).then((obj) => toEntry(resolve(obj, this.ports.clock.now())));
+  }
+
+  exists(keys: Buffer[]): Promise<number> {
+    const now = this.ports.clock.now();
+    return Promise.all(keys.map((k) => this.#read(k, this.quorum.r, true))).then(
+      (objs) => objs.filter((o) => resolve(o, now) !== undefined).length,
+    );
+  }
+
+  /**
+   * Asks every owner of key for its copy, resolves with the merge of the first
+   * `r` answers; a full read then repairs owners whose copy was behind.
+   */
+  async #read(key: Buffer, r: number, versionOnly: boolean): Promise<VersionedObject> {
+    const owners = this.owners(key);
+    if (owners.length === 0) throw new NoOwnerError('the key (the ring is empty)');
+    const tally = new QuorumTally<VersionedObject | null>(owners, Math.min(r, owners.length));
+    for (const node of owners) {
+      if (node === this.ports.self) {
+        try {
+          const local = this.ports.replica.read(key);
+          if (local instanceof Promise) {
+            local.then(
+              (o) => tally.answer(node, o),
+              (e: Error) => tally.fail(node, e.message),
+            );
+          } else tally.answer(node, local);
+        } catch (e) {
+          tally.fail(node, (e as Error).message);
+        }
+        continue;
+      }
+      this.#ask(node, { type: 'getObject', key, versionOnly }).then(
+        (m) => (m.type === 'object' ? tally.answer(node, m.object) : tally.fail(node, `unexpected ${m.type}`)),
+        (e: Error) => tally.fail(node, e.message),
+      );
+    }
+    if ((await tally.decided()) === 'failed') {
+      this.stats.quorumFailures++;
+      throw new QuorumError('read', tally.describe(), false);
+    }
+    const merged = mergeAll(tally.answers.values());
+    if (!versionOnly) void tally.allSettled().then(() => this.#repair(key, tally.answers));
+    if (merged.siblings.length > 0) this.ports.hlc.observe(Math.max(...merged.siblings.map((s) => s.hlc)));
+    return merged;
+  }
+
+  /** Read repair: every owner that answered with less than the merge of all answers gets the merge. */
+  #repair(key: Buffer, answers: ReadonlyMap<NodeId, VersionedObject | null>): void {
+    const all = mergeAll(answers.values());
+    if (all.siblings.length === 0 && all.vv.size === 0) return;
+    for (const [node, obj] of answers) {
+      if (obj !== null && equalObjects(obj, all)) continue;
+      this.stats.readRepairs++;
+      if (node === this.ports.self) void Promise.resolve(this.ports.replica.apply(key, all)).catch(() => {});
+      else this.#ask(node, { type: 'putObject', key, object: all }).catch(() => {});
+    }
+  }
+
+  // --- writes -----------------------------------------------------------------
+
+  set(key: Buffer, value: Buffer, expiresAtMs: number): Promise<void> {
+    return this.#writeOrForward(key, 'set', value, expiresAtMs).then(() => undefined);
+  }
+
+  delete(keys: Buffer[]): Promise<number> {
+    return Promise.all(keys.map((k) => this.#writeOrForward(k, 'delete', null, 0))).then((ns) => ns.reduce((a, b) => a + b, 0));
+  }
+
+  /** A blind write (SET) or delete, coordinated here if this node owns the key, else by its first live owner. */
+  #writeOrForward(key: Buffer, op: 'set' | 'delete', value: Buffer | null, expiresAtMs: number): Promise<number> {
+    const target = this.writeCoordinator(key, false);
+    if (target === undefined) return Promise.reject(new NoOwnerError('the key'));
+    if (target === this.ports.self) return this.coordinate(key, op, value, expiresAtMs);
+    this.stats.forwardedWrites++;
+    const { r, w } = this.quorum;
+    return this.#ask(target, { type: 'coordinate', op, key, value, expiresAtMs, r, w }).then((m) => {
+      if (m.type === 'count') return m.n;
+      throw new PeerReplyError(`ERR unexpected answer ${m.type} from ${target}`);
+    });
+  }
+
+  /** Coordinates a SET (returns 1) or a DEL (returns 1 if the key existed) on this node. */
+  coordinate(key: Buffer, op: 'set' | 'delete', value: Buffer | null, expiresAtMs: number): Promise<number> {
+    return this.#writeMany([key], false, (current) =>
+      op === 'set'
+        ? { writes: [{ value: value!, expiresAtMs }], result: 1 }
+        : current[0] === undefined
+          ? { result: 0 }
+          : { writes: [null], result: 1 },
+    );
+  }
+
+  update<T>(keys: Buffer[], fn: (current: Array<Entry | undefined>) => Update<T>): Promise<T> {
+    return this.#writeMany(keys, true, fn);
+  }
+
+  /**
+   * The write path: under this node's per-key locks, read each key's context
+   * (with values when the decision needs them), decide, version the writes
+   * with this node as actor, send them to every owner, and wait for W acks.
+   */
+  async #writeMany<T>(keys: Buffer[], needValues: boolean, decide: (current: Array<Entry | undefined>) => Update<T>): Promise<T> {
+    this.stats.writes++;
+    const { r, w } = this.quorum;
+    const pending: Array<Promise<void>> = [];
+    const result = await this.#locks.run(keys, async () => {
+      const contexts = await Promise.all(
+        keys.map((k) => {
+          const n = this.owners(k).length;
+          // N-W+1 answers intersect every set of W that acknowledged an earlier write.
+          const need = Math.max(needValues ? r : 1, n - Math.min(w, n) + 1);
+          return this.#read(k, need, !needValues);
+        }),
+      );
+      const now = this.ports.clock.now();
+      const { writes, result } = decide(contexts.map((c) => toEntry(resolve(c, now))));
+      if (writes) {
+        for (let i = 0; i < keys.length; i++) {
+          const wr = writes[i];
+          if (wr === undefined) continue;
+          pending.push((await this.#version(keys[i]!, contexts[i]!, wr, w)).acked);
+        }
+      }
+      return result;
+    });
+    // The locks are free once the local copies hold the new versions; the acks are awaited outside them.
+    await Promise.all(pending);
+    return result;
+  }
+
+  /**
+   * Builds the new version of one key, applies it locally and sends it to the
+   * other owners; resolves once applied here, with `acked` for the W wait.
+   */
+  async #version(key: Buffer, context: VersionedObject, write: Entry | null, w: number): Promise<{ acked: Promise<void> }> {
+    const self = this.ports.self;
+    const owners = this.owners(key);
+    let local = owners.includes(self) ? await this.ports.replica.read(key) : null;
+    // The local copy holds every dot this node issued for the key (it applies them first), so the new
+    // counter is above all of them; merging in the context keeps what the quorum knew.
+    local = local === null ? context : merge(local, context);
+    const object = update(
+      local,
+      context.vv,
+      self,
+      this.ports.hlc.now(),
+      write === null ? null : write.value,
+      write === null ? 0 : write.expiresAtMs,
+      this.options.siblingsMax,
+    );
+    const tally = new QuorumTally<true>(owners, Math.min(w, owners.length));
+    for (const node of owners) {
+      if (node === self) {
+        try {
+          await this.ports.replica.apply(key, object);
+          this.ports.replica.whenDurable((err) => (err ? tally.fail(node, err.message) : tally.answer(node, true)));
+        } catch (e) {
+          tally.fail(node, (e as Error).message);
+        }
+        continue;
+      }
+      this.#ask(node, { type: 'putObject', key, object }).then(
+        (m) => (m.type === 'ack' ? tally.answer(node, true) : tally.fail(node, `unexpected ${m.type}`)),
+        (e: Error) => tally.fail(node, e.message),
+      );
+    }
+    const acked = tally.decided().then((state) => {
+      if (state === 'failed') {
+        this.stats.quorumFailures++;
+        throw new QuorumError('write', tally.describe(), true);
+      }
+    });
+    acked.catch(() => {}); // observed by the caller; this keeps an early failure from being "unhandled"
+    return { acked };
+  }
+
+  // --- the whole keyspace -----------------------------------------------------------
+
+  /**
+   * A cluster-wide SCAN walks the ring's nodes in id order; from each it keeps
+   * the keys it is responsible for (the first owner that is up), so a key is
+   * returned once even though N nodes hold it.
+   */
+  async scan(cursor: string, count: number): Promise<ScanPage> {
+    const nodes = this.ports.ring().nodes;
+    let c = Number(cursor);
+    let index = c % scanNodeBits;
+    let local = Math.floor(c / scanNodeBits);
+    const keys: Buffer[] = [];
+    while (index < nodes.length && keys.length < count) {
+      const node = nodes[index]!;
+      let page: { cursor: number; keys: Buffer[] } = { cursor: 0, keys: [] };
+      if (node === this.ports.self || this.ports.isUp(node)) {
+        page = await this.#scanNode(node, local, count);
+        for (const k of page.keys) if (this.#responsible(k) === node) keys.push(k);
+      }
+      if (page.cursor === 0) {
+        index++;
+        local = 0;
+      } else {
+        local = page.cursor;
+      }
+    }
+    c = index >= nodes.length ? 0 : local * scanNodeBits + index;
+    return { cursor: String(c), keys };
+  }
+
+  /** The node that answers for a key in SCAN / DBSIZE: its first owner that is up. */
+  #responsible(key: Buffer): NodeId | undefined {
+    for (const o of this.owners(key)) if (o === this.ports.self || this.ports.isUp(o)) return o;
+    return undefined;
+  }
+
+  #scanNode(node: NodeId, cursor: number, count: number): Promise<{ cursor: number; keys: Buffer[] }> {
+    if (node === this.ports.self) return this.scanLocal(cursor, count);
+    return this.#ask(node, { type: 'scan', cursor, count }).then((m) => {
+      if (m.type === 'scanPage') return { cursor: m.cursor, keys: m.keys };
+      throw new PeerReplyError(`ERR unexpected answer ${m.type} to scan`);
+    });
+  }
+
+  /** One step over this node's keys, without the deleted and expired ones. */
+  async scanLocal(cursor: number, count: number): Promise<{ cursor: number; keys: Buffer[] }> {
+    const page = this.ports.replica.scan(cursor, count);
+    const now = this.ports.clock.now();
+    const objs = await Promise.all(page.keys.map((k) => this.ports.replica.read(k)));
+    return { cursor: page.cursor, keys: page.keys.filter((_, i) => objs[i] !== null && resolve(objs[i]!, now) !== undefined) };
+  }
+
+  /** Live keys this node is responsible for (DBSIZE adds these up over the cluster). */
+  async countLocal(): Promise<number> {
+    const now = this.ports.clock.now();
+    let n = 0;
+    for (const k of this.ports.replica.keys()) {
+      if (this.#responsible(k) !== this.ports.self) continue;
+      const obj = await this.ports.replica.read(k);
+      if (obj !== null && resolve(obj, now) !== undefined) n++;
+    }
+    return n;
+  }
+
+  async size(): Promise<number> {
+    const counts = await Promise.all(
+      this.ports.ring().nodes.map((node) => {
+        if (node === this.ports.self) return this.countLocal();
+        if (!this.ports.isUp(node)) return 0;
+        return this.#ask(node, { type: 'dbsize' }).then((m) => (m.type === 'count' ? m.n : 0));
+      }),
+    );
+    return counts.reduce((a, b) => a + b, 0);
+  }
+
+  async randomKey(): Promise<Buffer | undefined> {
+    const nodes = this.ports.ring().nodes;
+    // A step of SCAN from a random node; a few tries cover an unlucky empty node.
+    for (let attempt = 0; attempt < 8 && nodes.length > 0; attempt++) {
+      const index = Math.floor(Math.random() * nodes.length);
+      const page = await this.scan(String(index), 20);
+      if (page.keys.length > 0) return page.keys[Math.floor(Math.random() * page.keys.length)];
+    }
+    const first = await this.scan('0', 100);
+    return first.keys[0];
+  }
+
+  /** FLUSHALL: every node clears its store; fails unless every member did. */
+  async flushAll(): Promise<void> {
+    const results = await Promise.allSettled(
+      this.ports.ring().nodes.map((node) =>
+        node === this.ports.self ? this.ports.replica.clear() : this.#ask(node, { type: 'flushAll' }).then(() => undefined),
+      ),
+    );
+    const failed = results.filter((r) => r.status === 'rejected').length;
+    if (failed > 0) throw new QuorumError('write', `FLUSHALL reached ${results.length - failed} of ${results.length} nodes`, true);
+  }
+
+  whenDurable(cb: (err: Error | null) => void): void {
+    this.ports.replica.whenDurable(cb);
+  }
+
+  // --- the replica side: requests from other coordinators ------------------------
+
+  /** Answers the peer messages addressed to the data path; undefined for others. */
+  handle(msg: PeerMessage): Promise<PeerMessage> | PeerMessage | undefined {
+    switch (msg.type) {
+      case 'getObject': {
+        const answer = (o: VersionedObject | null): PeerMessage => ({
+          type: 'object',
+          object: o === null ? null : msg.versionOnly ? withoutValues(o) : o,
+        });
+        const o = this.ports.replica.read(msg.key);
+        return o instanceof Promise ? o.then(answer) : answer(o);
+      }
+      case 'putObject':
+        return Promise.resolve(this.ports.replica.apply(msg.key, msg.object)).then(
+          () =>
+            new Promise<PeerMessage>((resolveAck, reject) =>
+              this.ports.replica.whenDurable((err) => (err ? reject(err) : resolveAck({ type: 'ack' }))),
+            ),
+        );
+      case 'coordinate': {
+        const view = this.withQuorum({ r: msg.r, w: msg.w });
+        return view.coordinate(msg.key, msg.op, msg.value, msg.expiresAtMs).then((n): PeerMessage => ({ type: 'count', n }));
+      }
+      case 'scan':
+        return this.scanLocal(msg.cursor, msg.count).then((p): PeerMessage => ({ type: 'scanPage', cursor: p.cursor, keys: p.keys }));
+      case 'dbsize':
+        return this.countLocal().then((n): PeerMessage => ({ type: 'count', n }));
+      case 'flushAll':
+        return this.ports.replica.clear().then((): PeerMessage => ({ type: 'ack' }));
+      default:
+        return undefined;
+    }
+  }
+
+  /** A request to a peer; an `error` answer becomes a rejection carrying the peer's text. */
+  #ask(node: NodeId, msg: PeerMessage): Promise<PeerMessage> {
+    return this.ports.transport.request(node, msg, this.options.requestTimeoutMs).then((m) => {
+      if (m.type === 'error') throw new PeerReplyError(m.message);
+      return m;
+    });
+  }
+}
+
+function mergeAll(objs: Iterable<VersionedObject | null>): VersionedObject {
+  let out = emptyObject();
+  for (const o of objs) if (o !== null) out = merge(out, o);
+  return out;
+}
