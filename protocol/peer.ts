@@ -34,7 +34,7 @@
 //    3 object     bool present, [bytes object (protocol/object.ts)] when present
 //    4 putObject  bytes key, bytes object (protocol/object.ts)
 //    5 ack        (empty)
-//    6 forward    bool resp3, u32 n, n x bytes arg
+//    6 forward    bool resp3, u32 r, u32 w, u32 n, n x bytes arg
 //    7 reply      bytes resp
 //    8 scan       u64 cursor, u32 count
 //    9 scanPage   u64 cursor, u32 n, n x bytes key
@@ -42,6 +42,8 @@
 //   11 count      u64 n
 //   12 flushAll   (empty)
 //   13 error      str code, str message
+//   14 coordinate bool delete (0 set, 1 delete), bytes key, bool hasValue, [bytes value],
+//                 u64 expiresAtMs, u32 r, u32 w
 // A payload must be consumed exactly: trailing bytes are a bad payload.
 //
 // Handshake steps (kind 4), the only frames accepted before a connection is
@@ -112,6 +114,7 @@ export const MessageTypeCode: Record<PeerMessageType, number> = {
   count: 11,
   flushAll: 12,
   error: 13,
+  coordinate: 14,
 };
 const messageTypeNames = new Map<number, PeerMessageType>(
   Object.entries(MessageTypeCode).map(([name, code]) => [code, name as PeerMessageType]),
@@ -294,8 +297,19 @@ function writeMessage(w: ChunkWriter, msg: PeerMessage): void {
       return;
     case 'forward':
       w.bool(msg.resp3);
+      w.u32(msg.r, 'forward.r');
+      w.u32(msg.w, 'forward.w');
       w.u32(msg.args.length, 'forward.args length');
       for (const a of msg.args) w.bytes(a, 'forward.arg');
+      return;
+    case 'coordinate':
+      w.bool(msg.op === 'delete');
+      w.bytes(msg.key, 'coordinate.key');
+      w.bool(msg.value !== null);
+      if (msg.value !== null) w.bytes(msg.value, 'coordinate.value');
+      w.u64(msg.expiresAtMs, 'coordinate.expiresAtMs');
+      w.u32(msg.r, 'coordinate.r');
+      w.u32(msg.w, 'coordinate.w');
       return;
     case 'reply':
       w.bytes(msg.resp, 'reply.resp');
@@ -542,10 +556,19 @@ function readMessage(type: PeerMessageType, r: Reader): PeerMessage {
     }
     case 'forward': {
       const resp3 = r.bool('forward.resp3');
+      const rq = r.u32('forward.r');
+      const wq = r.u32('forward.w');
       const n = r.count('forward.args length', 4);
       const args: Buffer[] = [];
       for (let i = 0; i < n; i++) args.push(r.bytes('forward.arg'));
-      return { type, args, resp3 };
+      return { type, args, resp3, r: rq, w: wq };
+    }
+    case 'coordinate': {
+      const op = r.bool('coordinate.op') ? 'delete' : 'set';
+      const key = r.bytes('coordinate.key');
+      const value = r.bool('coordinate.hasValue') ? r.bytes('coordinate.value') : null;
+      const expiresAtMs = r.u64('coordinate.expiresAtMs');
+      return { type, op, key, value, expiresAtMs, r: r.u32('coordinate.r'), w: r.u32('coordinate.w') };
     }
     case 'reply':
       return { type, resp: r.bytes('reply.resp') };

@@ -3,6 +3,8 @@
 // generated from the settings table in config.ts, so every setting is a flag,
 // an environment variable and a config file key by construction.
 
+import { type ChildProcess, spawn } from 'node:child_process';
+import * as path from 'node:path';
 import yargs, { type Argv } from 'yargs';
 import { hideBin } from 'yargs/helpers';
 import { ConfigError, type Config, envName, kebab, loadConfig, settings } from './config.js';
@@ -41,9 +43,11 @@ async function start(argv: Record<string, unknown>): Promise<void> {
     }
     throw err;
   }
-  let node;
+  let node: Awaited<ReturnType<typeof startNode>> | undefined;
   try {
     node = await startNode(config);
+    // A bug that leaves a promise rejected must not take the node (and every client) down with it.
+    process.on('unhandledRejection', (err) => node?.server.log.error({ err }, 'unhandled promise rejection (bug); the node keeps running'));
   } catch (err) {
     process.stderr.write(`distri-kv: cannot start: ${(err as Error).message}\n`);
     process.exit(1);
@@ -70,9 +74,63 @@ async function start(argv: Record<string, unknown>): Promise<void> {
   process.once('SIGINT', () => stop('SIGINT'));
 }
 
+/**
+ * `distri-kv cluster --nodes 3`: a local cluster of child processes on
+ * consecutive ports, each with its own data directory, all stopped on Ctrl-C.
+ */
+async function cluster(argv: { nodes: number; basePort: number; dataDir: string; replicas?: number; _: unknown[] }): Promise<void> {
+  const extra = (argv._ as string[]).slice(1).map(String);
+  const children: ChildProcess[] = [];
+  const first = `127.0.0.1:${argv.basePort}`;
+  for (let i = 0; i < argv.nodes; i++) {
+    const port = argv.basePort + i;
+    const args = [
+      process.argv[1]!, 'start', '--port', String(port), '--data-dir', path.join(argv.dataDir, `node-${i + 1}`),
+      '--admin-port', String(port + 1000), '--cluster-enabled', 'yes', '--log-format', 'json',
+      ...(i > 0 ? ['--seeds', first] : []),
+      ...(argv.replicas ? ['--replicas', String(argv.replicas)] : []),
+      ...extra,
+    ];
+    const child = spawn(process.execPath, args, { stdio: ['ignore', 'inherit', 'inherit'] });
+    child.on('exit', (code, signal) => {
+      process.stderr.write(`distri-kv cluster: node ${i + 1} (port ${port}) exited with ${code ?? signal}\n`);
+    });
+    children.push(child);
+  }
+  const ports = children.map((_, i) => argv.basePort + i);
+  process.stdout.write(
+    `Distri-KV cluster of ${argv.nodes} nodes on ports ${ports.join(', ')} (admin HTTP on ${ports.map((p) => p + 1000).join(', ')}).\n` +
+      `Connect with any Redis client to any node, e.g.:\n  redis-cli -p ${argv.basePort}\n  redis-cli -c -p ${ports[ports.length - 1]} CLUSTER NODES\n` +
+      `Data in ${path.resolve(argv.dataDir)}. Ctrl-C stops every node.\n`,
+  );
+  let stopping = false;
+  const stop = (): void => {
+    if (stopping) return;
+    stopping = true;
+    for (const c of children) c.kill('SIGTERM');
+  };
+  process.on('SIGINT', stop);
+  process.on('SIGTERM', stop);
+  await Promise.all(children.map((c) => new Promise((r) => (c.exitCode !== null ? r(null) : c.once('exit', r)))));
+  process.exit(0);
+}
+
 await yargs(hideBin(process.argv))
   .scriptName('distri-kv')
+  // A flag given twice takes its last value (as most CLIs), so wrappers can override flags by appending.
+  .parserConfiguration({ 'duplicate-arguments-array': false })
   .command(['start', '$0'], 'run a node', withSettings, (argv) => start(argv as Record<string, unknown>))
+  .command(
+    'cluster',
+    'run a local cluster of child processes (extra node flags after --)',
+    (y) =>
+      y
+        .option('nodes', { type: 'number', default: 3, describe: 'how many nodes' })
+        .option('base-port', { type: 'number', default: 7001, describe: 'client port of the first node; the others follow' })
+        .option('data-dir', { type: 'string', default: './data/cluster', describe: 'parent of the nodes\' data directories' })
+        .option('replicas', { type: 'number', describe: 'N (default 3)' }),
+    (argv) => cluster(argv as unknown as Parameters<typeof cluster>[0]),
+  )
   .strict()
   .help()
   .parseAsync();

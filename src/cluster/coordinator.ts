@@ -159,7 +159,7 @@ export class Coordinator implements KeyValue {
    * Asks every owner of key for its copy, resolves with the merge of the first
    * `r` answers; a full read then repairs owners whose copy was behind.
    */
-  async #read(key: Buffer, r: number, versionOnly: boolean): Promise<VersionedObject> {
+  async #read(key: Buffer, r: number, versionOnly: boolean, forWrite = false): Promise<VersionedObject> {
     const owners = this.owners(key);
     if (owners.length === 0) throw new NoOwnerError('the key (the ring is empty)');
     const tally = new QuorumTally<VersionedObject | null>(owners, Math.min(r, owners.length));
@@ -184,8 +184,14 @@ export class Coordinator implements KeyValue {
       );
     }
     if ((await tally.decided()) === 'failed') {
-      this.stats.quorumFailures++;
-      throw new QuorumError('read', tally.describe(), false);
+      // A write's context is best effort: with fewer owners reachable it versions over what did
+      // answer (a write's availability is decided by its W acks, as in Dynamo). Causality with a
+      // write that only unreachable owners hold is then lost; the two become siblings.
+      if (!forWrite) {
+        this.stats.quorumFailures++;
+        throw new QuorumError('read', tally.describe(), false);
+      }
+      await tally.allSettled();
     }
     const merged = mergeAll(tally.answers.values());
     if (!versionOnly) void tally.allSettled().then(() => this.#repair(key, tally.answers));
@@ -228,69 +234,86 @@ export class Coordinator implements KeyValue {
     });
   }
 
-  /** Coordinates a SET (returns 1) or a DEL (returns 1 if the key existed) on this node. */
-  coordinate(key: Buffer, op: 'set' | 'delete', value: Buffer | null, expiresAtMs: number): Promise<number> {
-    return this.#writeMany([key], false, (current) =>
-      op === 'set'
-        ? { writes: [{ value: value!, expiresAtMs }], result: 1 }
-        : current[0] === undefined
-          ? { result: 0 }
-          : { writes: [null], result: 1 },
-    );
+  /**
+   * Coordinates a SET (returns 1) or a DEL (returns 1 if the key existed) on
+   * this node. The causal context is read from the other owners first, with
+   * no lock held; the lock then covers only local work (read the local copy,
+   * build the version, apply it), so writes to a hot key do not queue behind
+   * network round trips. The new version supersedes the context and the local
+   * copy: at this node, it comes after everything it has seen.
+   */
+  async coordinate(key: Buffer, op: 'set' | 'delete', value: Buffer | null, expiresAtMs: number): Promise<number> {
+    this.stats.writes++;
+    const { w } = this.quorum;
+    const context = await this.#read(key, this.#contextNeed(key, false), true, true);
+    const outcome = await this.#locks.run([key], async () => {
+      const local = this.#isOwner(key) ? await this.ports.replica.read(key) : null;
+      const known = local === null ? context : merge(local, context);
+      if (op === 'delete' && resolve(known, this.ports.clock.now()) === undefined) return undefined;
+      // Awaiting #version waits for the local apply only (the next write here must see it), not the acks.
+      return this.#version(key, known, op === 'set' ? { value: value!, expiresAtMs } : null, w);
+    });
+    if (outcome === undefined) return 0;
+    await outcome.acked;
+    return 1;
   }
 
   update<T>(keys: Buffer[], fn: (current: Array<Entry | undefined>) => Update<T>): Promise<T> {
-    return this.#writeMany(keys, true, fn);
+    this.stats.writes++;
+    return this.#update(keys, fn);
+  }
+
+  #isOwner(key: Buffer): boolean {
+    return this.owners(key).includes(this.ports.self);
+  }
+
+  /** Answers a write's context read needs: N-W+1 intersect every set of W that acknowledged an earlier write. */
+  #contextNeed(key: Buffer, withValues: boolean): number {
+    const n = this.owners(key).length;
+    const { r, w } = this.quorum;
+    return Math.max(withValues ? r : 1, n - Math.min(w, n) + 1);
   }
 
   /**
-   * The write path: under this node's per-key locks, read each key's context
-   * (with values when the decision needs them), decide, version the writes
-   * with this node as actor, send them to every owner, and wait for W acks.
+   * A read-modify-write (INCR, APPEND, SET NX, MSETNX...): under this node's
+   * locks on its keys, read the current values from the quorum, decide,
+   * version and apply the writes locally; the W acks are awaited after the
+   * locks are released.
    */
-  async #writeMany<T>(keys: Buffer[], needValues: boolean, decide: (current: Array<Entry | undefined>) => Update<T>): Promise<T> {
-    this.stats.writes++;
-    const { r, w } = this.quorum;
+  async #update<T>(keys: Buffer[], decide: (current: Array<Entry | undefined>) => Update<T>): Promise<T> {
+    const { w } = this.quorum;
     const pending: Array<Promise<void>> = [];
     const result = await this.#locks.run(keys, async () => {
-      const contexts = await Promise.all(
-        keys.map((k) => {
-          const n = this.owners(k).length;
-          // N-W+1 answers intersect every set of W that acknowledged an earlier write.
-          const need = Math.max(needValues ? r : 1, n - Math.min(w, n) + 1);
-          return this.#read(k, need, !needValues);
-        }),
-      );
+      const contexts = await Promise.all(keys.map((k) => this.#read(k, this.#contextNeed(k, true), false)));
       const now = this.ports.clock.now();
       const { writes, result } = decide(contexts.map((c) => toEntry(resolve(c, now))));
       if (writes) {
         for (let i = 0; i < keys.length; i++) {
           const wr = writes[i];
           if (wr === undefined) continue;
-          pending.push((await this.#version(keys[i]!, contexts[i]!, wr, w)).acked);
+          const local = this.#isOwner(keys[i]!) ? await this.ports.replica.read(keys[i]!) : null;
+          const known = local === null ? contexts[i]! : merge(local, contexts[i]!);
+          pending.push((await this.#version(keys[i]!, known, wr, w)).acked);
         }
       }
       return result;
     });
-    // The locks are free once the local copies hold the new versions; the acks are awaited outside them.
     await Promise.all(pending);
     return result;
   }
 
   /**
-   * Builds the new version of one key, applies it locally and sends it to the
-   * other owners; resolves once applied here, with `acked` for the W wait.
+   * Builds the new version of one key over `known` (the local copy merged with
+   * the quorum's context: it holds every dot this node issued for the key, so
+   * the new counter is above all of them), applies it locally and sends it to
+   * the other owners; resolves once applied here, with `acked` for the W wait.
    */
-  async #version(key: Buffer, context: VersionedObject, write: Entry | null, w: number): Promise<{ acked: Promise<void> }> {
+  async #version(key: Buffer, known: VersionedObject, write: Entry | null, w: number): Promise<{ acked: Promise<void> }> {
     const self = this.ports.self;
     const owners = this.owners(key);
-    let local = owners.includes(self) ? await this.ports.replica.read(key) : null;
-    // The local copy holds every dot this node issued for the key (it applies them first), so the new
-    // counter is above all of them; merging in the context keeps what the quorum knew.
-    local = local === null ? context : merge(local, context);
     const object = update(
-      local,
-      context.vv,
+      known,
+      known.vv,
       self,
       this.ports.hlc.now(),
       write === null ? null : write.value,
@@ -313,9 +336,11 @@ export class Coordinator implements KeyValue {
         (e: Error) => tally.fail(node, e.message),
       );
     }
-    const acked = tally.decided().then((state) => {
+    const acked = tally.decided().then(async (state) => {
       if (state === 'failed') {
         this.stats.quorumFailures++;
+        // Let the answers still under way (the local fsync) arrive, so the error counts them.
+        await tally.allSettled();
         throw new QuorumError('write', tally.describe(), true);
       }
     });

@@ -72,6 +72,8 @@ interface Pending {
 
 /** Chunks at least this large are handed to the socket as they are; smaller ones are joined into one write. */
 const joinBytesMax = 64 * 1024;
+/** After a graceful close (a refusal, a duplicate), the other side gets this long to close its end. */
+const gracefulCloseMs = 1000;
 
 export class Connection {
   readonly role: 'inbound' | 'outbound';
@@ -137,6 +139,11 @@ export class Connection {
     return this.remoteId ? { remote: this.remoteAddress, peer: this.remoteId } : { remote: this.remoteAddress };
   }
 
+  /** A getter rather than a direct state test, so checks made after calls that may close the connection are not narrowed away by TypeScript. */
+  get closed(): boolean {
+    return this.state === 'closed';
+  }
+
   /** Requests sent on this connection and not yet answered. */
   get inflight(): number {
     return this.pending.size;
@@ -183,6 +190,12 @@ export class Connection {
         reject(e as Error);
         return;
       }
+      const bytes = frameBytes(chunks);
+      if (bytes > this.limits.frameBytesMax) {
+        // The peer would drop the whole connection on it; fail just this request.
+        reject(new PeerError('TOO_LARGE', `${msg.type} request of ${bytes} bytes is over the peer frame limit of ${this.limits.frameBytesMax} bytes`));
+        return;
+      }
       const timer = setTimeout(() => {
         if (!this.pending.delete(id)) return;
         this.counters.timeouts++;
@@ -193,10 +206,12 @@ export class Connection {
     });
   }
 
-  /** Sends a message that gets no answer. Throws TypeError for a message that breaks the types. */
+  /** Sends a message that gets no answer; false if it cannot (closed, too large). Throws TypeError for a message that breaks the types. */
   sendOneWay(msg: PeerMessage): boolean {
     if (this.state !== 'ready') return false;
-    this.enqueue(encodeFrame('oneWay', 0, msg));
+    const chunks = encodeFrame('oneWay', 0, msg);
+    if (frameBytes(chunks) > this.limits.frameBytesMax) return false;
+    this.enqueue(chunks);
     return true;
   }
 
@@ -215,6 +230,8 @@ export class Connection {
     if (opts.graceful) {
       this.flush();
       this.socket.end();
+      // The other side should close too; if it does not, do not keep its socket forever.
+      setTimeout(() => this.socket.destroy(), gracefulCloseMs).unref();
     } else {
       this.out = [];
       this.outBytes = 0;
@@ -307,10 +324,11 @@ export class Connection {
   // --- reading -----------------------------------------------------------------
 
   private onData(chunk: Buffer): void {
+    if (this.closed) return; // a gracefully closing connection reads nothing more
     this.counters.bytesReceived += chunk.length;
     this.decoder.push(chunk);
     for (;;) {
-      if (this.state === 'closed') return;
+      if (this.closed) return; // a frame handled just now may have closed it
       const f = this.decoder.next();
       if (f === null) return;
       if (isFrameError(f)) {
@@ -318,7 +336,13 @@ export class Connection {
         continue;
       }
       this.counters.framesReceived++;
-      this.onFrame(f);
+      try {
+        this.onFrame(f);
+      } catch (e) {
+        // A bug of ours, not the peer's: say so loudly, but lose one connection rather than the node.
+        this.log.error({ ...this.logContext(), err: (e as Error).stack ?? String(e) }, 'internal error while handling a peer frame; closing the connection');
+        this.close(`internal error: ${(e as Error).message}`);
+      }
     }
   }
 
@@ -433,8 +457,23 @@ export class Connection {
       this.log.warn({ ...this.logContext(), type: msg.type, err: (e as Error).message }, 'cannot encode the answer to a peer');
       chunks = encodeFrame('response', id, { type: 'error', code: 'INTERNAL', message: `the answer could not be encoded: ${(e as Error).message}` });
     }
+    const bytes = frameBytes(chunks);
+    if (bytes > this.limits.frameBytesMax) {
+      this.log.warn({ ...this.logContext(), type: msg.type, bytes }, 'answer too large for a peer frame; sending an error instead');
+      chunks = encodeFrame('response', id, {
+        type: 'error',
+        code: 'TOO_LARGE',
+        message: `the ${msg.type} answer of ${bytes} bytes is over the peer frame limit of ${this.limits.frameBytesMax} bytes`,
+      });
+    }
     this.enqueue(chunks);
   }
+}
+
+function frameBytes(chunks: Buffer[]): number {
+  let n = 0;
+  for (const c of chunks) n += c.length;
+  return n;
 }
 
 function isThenable(x: unknown): x is PromiseLike<PeerMessage> {

@@ -16,6 +16,8 @@ export type PeerErrorCode =
   | 'HANDSHAKE'
   /** The address answers with our own node id. */
   | 'SELF'
+  /** The request would not fit in one peer frame (constants.peerFrameBytesMax). */
+  | 'TOO_LARGE'
   /** The peer answered with a frame we could not decode. */
   | 'BAD_RESPONSE'
   /** The transport was closed. */

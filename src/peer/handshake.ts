@@ -53,6 +53,7 @@ export function runHandshake(conn: Connection, role: 'dialer' | 'acceptor', opts
     // What the dialer sent in hello, kept by the acceptor for the proof check.
     let dialerHello: Extract<Handshake, { step: 'hello' }> | null = null;
     let version = 0;
+    /** The step we expect next from the other side. */
     let step: 'hello' | 'helloAck' | 'proof' | 'welcome' = role === 'dialer' ? 'helloAck' : 'hello';
 
     const timer = setTimeout(() => fail('HANDSHAKE', `handshake with ${conn.who} did not finish within ${opts.timeoutMs} ms`), opts.timeoutMs);

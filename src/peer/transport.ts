@@ -185,12 +185,17 @@ export class PeerTransport implements Transport {
   /** Binds the cluster port. Resolves with the bound port (useful with port 0). */
   listen(host: string, port: number): Promise<number> {
     if (this.server) throw new Error('PeerTransport.listen called twice');
+    if (this.closed) throw new PeerError('CLOSED', 'the peer transport is closed');
     const server = net.createServer({ noDelay: true }, (socket) => this.onInbound(socket));
     this.server = server;
     return new Promise<number>((resolve, reject) => {
-      server.once('error', reject);
+      const failed = (err: Error): void => {
+        this.server = null; // so listen() may be tried again (another port, after the holder exits)
+        reject(err);
+      };
+      server.once('error', failed);
       server.listen(port, host, () => {
-        server.off('error', reject);
+        server.off('error', failed);
         server.on('error', (err) => this.log.error({ err: err.message }, 'peer server error'));
         resolve((server.address() as net.AddressInfo).port);
       });
@@ -270,7 +275,8 @@ export class PeerTransport implements Transport {
    * Sends a request and resolves with the peer's answer (which may be an
    * `error` message from its handler). Rejects with PeerError: TIMEOUT,
    * UNREACHABLE (fast, while the peer is down), OVERLOADED (too many
-   * requests to it awaiting an answer), UNKNOWN_PEER, SELF or CLOSED.
+   * requests to it awaiting an answer), TOO_LARGE (over the frame limit),
+   * HANDSHAKE (the first connect was refused), UNKNOWN_PEER, SELF or CLOSED.
    */
   request(to: NodeId, msg: PeerMessage, timeoutMs: number): Promise<PeerMessage> {
     if (this.closed) return Promise.reject(new PeerError('CLOSED', 'the peer transport is closed'));

@@ -69,74 +69,87 @@ export function isKeyword(b: Buffer, upper: string): boolean {
   return true;
 }
 
-/** Redis glob matching (KEYS, SCAN MATCH, CONFIG GET): * ? [abc] [^a] [a-z] and \ escapes, over bytes. */
+/**
+ * Redis glob matching (KEYS, SCAN MATCH, CONFIG GET): a port of Redis 7's
+ * stringmatchlen, byte for byte, corner cases included: an unterminated class
+ * takes what follows as members, "[a-]" is the range from ']' to 'a', a
+ * trailing backslash matches itself, and "*" needs at least the empty rest.
+ */
 export function globMatch(pattern: Buffer, str: Buffer, nocase = false): boolean {
-  return matchFrom(pattern, 0, str, 0, nocase, 0);
+  return matchFrom(pattern, 0, str, 0, nocase, 0, { skipLonger: false });
 }
 
 function lower(c: number): number {
   return c >= 65 && c <= 90 ? c + 32 : c;
 }
 
-function matchFrom(p: Buffer, pi: number, s: Buffer, si: number, nocase: boolean, depth: number): boolean {
-  // Redis caps recursion of '*' to stop pathological patterns; we do the same.
-  if (depth > 1000) return false;
-  while (pi < p.length) {
+function matchFrom(p: Buffer, pi: number, s: Buffer, si: number, nocase: boolean, nesting: number, state: { skipLonger: boolean }): boolean {
+  // Redis caps the recursion of '*' to stop pathological patterns; we do the same.
+  if (nesting > 1000) return false;
+  // Bytes past the end read as 0, as C reads the NUL terminator.
+  const at = (i: number): number => (i < p.length ? p[i]! : 0);
+  while (pi < p.length && si < s.length) {
     const pc = p[pi]!;
     if (pc === 42 /* * */) {
-      while (pi + 1 < p.length && p[pi + 1] === 42) pi++;
-      if (pi + 1 === p.length) return true;
-      for (let k = si; k <= s.length; k++) {
-        if (matchFrom(p, pi + 1, s, k, nocase, depth + 1)) return true;
+      while (pi < p.length && at(pi + 1) === 42) pi++;
+      if (p.length - pi === 1) return true;
+      while (si < s.length) {
+        if (matchFrom(p, pi + 1, s, si, nocase, nesting + 1, state)) return true;
+        if (state.skipLonger) return false;
+        si++;
       }
+      state.skipLonger = true;
       return false;
-    }
-    if (si >= s.length) return false;
-    if (pc === 63 /* ? */) {
+    } else if (pc === 63 /* ? */) {
       si++;
+    } else if (pc === 91 /* [ */) {
       pi++;
-      continue;
-    }
-    if (pc === 91 /* [ */) {
-      pi++;
-      const not = p[pi] === 94; /* ^ */
+      const not = at(pi) === 94; /* ^ */
       if (not) pi++;
-      let matched = false;
-      const c = nocase ? lower(s[si]!) : s[si]!;
-      while (pi < p.length && p[pi] !== 93 /* ] */) {
-        if (p[pi] === 92 && pi + 1 < p.length) {
+      let match = false;
+      const sc = s[si]!;
+      for (;;) {
+        const left = p.length - pi;
+        if (at(pi) === 92 /* \ */ && left >= 2) {
           pi++;
-          if ((nocase ? lower(p[pi]!) : p[pi]) === c) matched = true;
-        } else if (pi + 2 < p.length && p[pi + 1] === 45 /* - */ && p[pi + 2] !== 93) {
-          let a = p[pi]!;
-          let b = p[pi + 2]!;
-          if (a > b) [a, b] = [b, a];
+          if (p[pi] === sc) match = true;
+        } else if (at(pi) === 93 /* ] */ && left > 0) {
+          break;
+        } else if (left <= 0) {
+          pi--;
+          break;
+        } else if (left >= 3 && p[pi + 1] === 45 /* - */) {
+          let start = p[pi]!;
+          let end = p[pi + 2]!;
+          let c = sc;
+          if (start > end) [start, end] = [end, start];
           if (nocase) {
-            a = lower(a);
-            b = lower(b);
+            start = lower(start);
+            end = lower(end);
+            c = lower(c);
           }
-          if (c >= a && c <= b) matched = true;
           pi += 2;
-        } else if ((nocase ? lower(p[pi]!) : p[pi]) === c) {
-          matched = true;
+          if (c >= start && c <= end) match = true;
+        } else if (nocase ? lower(p[pi]!) === lower(sc) : p[pi] === sc) {
+          match = true;
         }
         pi++;
       }
-      if (not) matched = !matched;
-      if (!matched) return false;
-      pi++; // past ']' (or the end of an unterminated class)
+      if (not) match = !match;
+      if (!match) return false;
       si++;
-      continue;
+    } else {
+      if (pc === 92 /* \ */ && p.length - pi >= 2) pi++;
+      const want = p[pi]!;
+      const have = s[si]!;
+      if (nocase ? lower(want) !== lower(have) : want !== have) return false;
+      si++;
     }
-    let want = pc;
-    if (pc === 92 /* \ */ && pi + 1 < p.length) {
-      pi++;
-      want = p[pi]!;
-    }
-    const have = s[si]!;
-    if (nocase ? lower(want) !== lower(have) : want !== have) return false;
     pi++;
-    si++;
+    if (si === s.length) {
+      while (at(pi) === 42) pi++;
+      break;
+    }
   }
-  return si === s.length;
+  return pi >= p.length && si === s.length;
 }

@@ -42,7 +42,8 @@ export class Client extends Session {
     id: number,
   ) {
     super(server, id);
-    this.parser = new RequestParser(server.parserLimits(this.authenticated));
+    this.parser = new RequestParser(server.parserLimits());
+    this.parser.authenticated = this.authenticated;
     this.#addr = `${socket.remoteAddress}:${socket.remotePort}`;
     this.#laddr = `${socket.localAddress}:${socket.localPort}`;
     socket.setNoDelay(true);

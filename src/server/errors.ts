@@ -35,20 +35,41 @@ export const wrongArity = (name: string): ErrorReply =>
 
 export const invalidExpire = (name: string): ErrorReply => new ErrorReply(`ERR invalid expire time in '${name}' command`);
 
-/** Redis quotes at most 128 bytes of the name and of each argument, printing up to ~128 bytes of args. */
-export function unknownCommand(args: Buffer[]): ErrorReply {
-  let text = `ERR unknown command '${args[0]!.toString('latin1').slice(0, 128)}', with args beginning with: `;
-  let room = 128;
-  for (let i = 1; i < args.length && room > 0; i++) {
-    const a = args[i]!.toString('latin1').slice(0, room);
-    room -= a.length;
-    text += `'${a}' `;
-  }
-  return new ErrorReply(text);
+/** The bytes of an argument as C's "%.*s" prints it: up to the first NUL, at most `max` bytes. */
+function cString(b: Buffer, max: number): Buffer {
+  const nul = b.indexOf(0);
+  return b.subarray(0, Math.min(nul < 0 ? b.length : nul, max));
 }
 
-export const unknownSubcommand = (sub: string, cmd: string): ErrorReply =>
-  new ErrorReply(`ERR unknown subcommand '${sub.slice(0, 128)}'. Try ${cmd.toUpperCase()} HELP.`);
+/**
+ * Redis' text for an error built from user bytes: each CR and LF becomes a
+ * space. The bytes are decoded as UTF-8 because replies are encoded as UTF-8,
+ * so valid UTF-8 (the usual case) comes back byte for byte.
+ */
+function userText(parts: Buffer[]): string {
+  const b = Buffer.concat(parts);
+  for (let i = 0; i < b.length; i++) if (b[i] === 13 || b[i] === 10) b[i] = 32;
+  return b.toString('utf8');
+}
+
+/**
+ * As Redis: the name is cut at 128 bytes; then arguments are quoted one by one,
+ * each cut to the room left, until the quoted list (quotes and spaces counted)
+ * reaches 128 bytes.
+ */
+export function unknownCommand(args: Buffer[]): ErrorReply {
+  const parts: Buffer[] = [Buffer.from("ERR unknown command '"), cString(args[0]!, 128), Buffer.from("', with args beginning with: ")];
+  let len = 0;
+  for (let i = 1; i < args.length && len < 128; i++) {
+    const a = cString(args[i]!, 128 - len);
+    parts.push(Buffer.from("'"), a, Buffer.from("' "));
+    len += a.length + 3;
+  }
+  return new ErrorReply(userText(parts));
+}
+
+export const unknownSubcommand = (sub: Buffer, cmd: string): ErrorReply =>
+  new ErrorReply(userText([Buffer.from("ERR unknown subcommand '"), cString(sub, 128), Buffer.from(`'. Try ${cmd.toUpperCase()} HELP.`)]));
 
 /** A write refused because the disk failed (as Redis' MISCONF when its AOF cannot be written). */
 export const diskWriteFailed = (reason: string): ErrorReply =>

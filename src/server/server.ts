@@ -4,7 +4,7 @@
 
 import * as net from 'node:net';
 import { performance } from 'node:perf_hooks';
-import { ErrorReply, type Reply } from '../../protocol/resp.js';
+import { ErrorReply, type ParserLimits, type Reply } from '../../protocol/resp.js';
 import type { Config } from '../config.js';
 import * as C from '../constants.js';
 import type { KeyValue } from '../kv/keyvalue.js';
@@ -114,13 +114,24 @@ export class Server {
     this.clients.delete(client.id);
   }
 
-  parserLimits(authenticated: boolean) {
+  /**
+   * A client parser's limits. The configurable ones are read live, so CONFIG SET
+   * proto-max-bulk-len / client-query-buffer-limit apply to open connections too.
+   * The unauthenticated limits are always given: a client created before CONFIG
+   * SET requirepass becomes unauthenticated by RESET, and its parser needs them.
+   */
+  parserLimits(): ParserLimits {
+    const config = this.config;
     return {
-      bulkBytesMax: this.config.bulkBytesMax,
+      get bulkBytesMax() {
+        return config.bulkBytesMax;
+      },
       argsMax: C.multibulkArgsMax,
       inlineBytesMax: C.inlineBytesMax,
-      queryBufferBytesMax: this.config.queryBufferBytesMax,
-      unauthenticated: authenticated ? undefined : { argsMax: C.unauthArgsMax, bulkBytesMax: C.unauthBulkBytesMax },
+      get queryBufferBytesMax() {
+        return config.queryBufferBytesMax;
+      },
+      unauthenticated: { argsMax: C.unauthArgsMax, bulkBytesMax: C.unauthBulkBytesMax },
     };
   }
 
@@ -142,7 +153,7 @@ export class Server {
       const sub = spec.subcommands.find((s) => s.name === full);
       if (sub === undefined) {
         this.stats.errorReplies++;
-        return unknownSubcommand(args[1]!.toString('latin1'), spec.name);
+        return unknownSubcommand(args[1]!, spec.name);
       }
       spec = sub;
     }

@@ -19,6 +19,8 @@ export interface NodeProcess {
   port: number;
   adminPort: number;
   dataDir: string;
+  /** The peer port, for cluster members started by startCluster. */
+  clusterPort?: number;
   /** Every log line the node printed, parsed. */
   logs: Array<Record<string, unknown>>;
   /** Resolves with the exit code (or signal name) when the process ends. */
@@ -46,6 +48,8 @@ export interface StartOptions {
   args?: string[];
   env?: Record<string, string>;
   dataDir?: string;
+  /** Client port (default: a free one). */
+  port?: number;
   /** Wait for "serving" (default) or only for "listening". */
   waitFor?: 'serving' | 'listening';
   timeoutMs?: number;
@@ -53,7 +57,7 @@ export interface StartOptions {
 
 export async function startNode(opts: StartOptions = {}): Promise<NodeProcess> {
   const dataDir = opts.dataDir ?? tempDir();
-  const port = await freePort();
+  const port = opts.port ?? (await freePort());
   const adminPort = await freePort();
   const args = [cliPath, 'start', '--port', String(port), '--admin-port', String(adminPort), '--data-dir', dataDir, ...(opts.args ?? [])];
   const proc = spawn(process.execPath, args, {
@@ -149,4 +153,57 @@ export function rawExchange(port: number, bytes: Buffer | string, until?: (got: 
     sock.on('error', () => finish(true));
     sock.write(bytes);
   });
+}
+
+export interface ClusterOptions {
+  /** Flags for every node (e.g. --replicas 3). */
+  args?: string[];
+  /** Flags for node i only. */
+  argsFor?: (i: number) => string[];
+  /** Wait until every node sees this many members up (default: all). */
+  waitUp?: number;
+}
+
+/** The RESP reply of one command, via redis-cli (raw output). */
+export async function cli(port: number, ...args: string[]): Promise<string> {
+  const r = await run('redis-cli', ['-p', String(port), ...args]);
+  return r.stdout.trim();
+}
+
+/** Polls `check` until it returns true or the deadline passes. */
+export async function eventually(check: () => Promise<boolean> | boolean, timeoutMs = 15000, what = 'condition'): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    if (await check()) return;
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
+export function clusterUp(port: number): Promise<number> {
+  return cli(port, 'CLUSTER', 'INFO').then((info) => Number(/cluster_nodes_up:(\d+)/.exec(info)?.[1] ?? 0));
+}
+
+/** Starts n cluster members on loopback, each seeded with the first, and waits until they all see each other. */
+export async function startCluster(n: number, opts: ClusterOptions = {}): Promise<NodeProcess[]> {
+  const nodes: NodeProcess[] = [];
+  for (let i = 0; i < n; i++) {
+    const clusterPort = await freePort();
+    const seeds = i === 0 ? [] : ['--seeds', `127.0.0.1:${nodes[0]!.port}@${nodes[0]!.clusterPort}`];
+    const node = await startNode({
+      args: ['--cluster-enabled', 'yes', '--cluster-port', String(clusterPort), ...seeds, ...(opts.args ?? []), ...(opts.argsFor?.(i) ?? [])],
+    });
+    node.clusterPort = clusterPort;
+    nodes.push(node);
+  }
+  const want = opts.waitUp ?? n;
+  await eventually(async () => (await Promise.all(nodes.map((x) => clusterUp(x.port)))).every((u) => u >= want), 20000, `${want} nodes up everywhere`);
+  return nodes;
+}
+
+/** Restarts a stopped cluster node on its old ports and data directory. */
+export async function restartNode(old: NodeProcess, args: string[]): Promise<NodeProcess> {
+  const node = await startNode({ dataDir: old.dataDir, port: old.port, args: ['--cluster-enabled', 'yes', '--cluster-port', String(old.clusterPort), ...args] });
+  node.clusterPort = old.clusterPort;
+  return node;
 }

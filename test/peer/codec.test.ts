@@ -107,10 +107,21 @@ t.test('large byte fields are referenced, not copied, when encoding', async (t) 
   t.ok(chunks.includes(value), 'the 1 MiB reply is one of the chunks, by reference');
   t.equal(chunks.reduce((n, c) => n + c.length, 0), FRAME_HEADER_BYTES + 4 + value.length);
   const args = [Buffer.from('SET'), Buffer.from('k'), value];
-  t.ok(encodeFrame('request', 1, { type: 'forward', args, resp3: false }).includes(value));
+  t.ok(encodeFrame('request', 1, { type: 'forward', args, resp3: false, r: 2, w: 2 }).includes(value));
   // And the frame still decodes to the same bytes.
   const f = decodeFrame(Buffer.concat(chunks), objectLimits) as { message: { resp: Buffer } };
   t.ok(f.message.resp.equals(value));
+});
+
+t.test('decoding: small fields are copied out of the frame, large ones are views of it', async (t) => {
+  const big = Buffer.alloc(64 * 1024, 0x11);
+  const frame = encodeFrameBuffer('request', 3, { type: 'scanPage', cursor: 1, keys: [Buffer.from('small'), big] });
+  const f = decodeFrame(frame, objectLimits) as { message: { keys: Buffer[] } };
+  const [small, large] = f.message.keys as [Buffer, Buffer];
+  t.not(small.buffer, frame.buffer, 'a small key does not pin the frame (or the socket read it came in)');
+  t.equal(large.buffer, frame.buffer, 'a large value is not copied');
+  frame.fill(0);
+  t.equal(small.toString(), 'small', 'the small key survives reuse of the frame bytes');
 });
 
 t.test('messages that break the types are refused at encode time (a caller bug)', async (t) => {
@@ -259,7 +270,7 @@ t.test('malformed frames come back as error values', async (t) => {
   const cases: Array<[string, Buffer]> = [
     ['trailing bytes', rawFrame(1, 1, MessageTypeCode.ack, Buffer.from([0]))],
     ['bool 2', rawFrame(1, 1, MessageTypeCode.getObject, Buffer.from([1, 0, 0, 0, 0x61, 2]))],
-    ['huge count', rawFrame(1, 1, MessageTypeCode.forward, Buffer.from([0, 0xff, 0xff, 0xff, 0xff]))],
+    ['huge count', rawFrame(1, 1, MessageTypeCode.forward, Buffer.from([0, 2, 0, 0, 0, 2, 0, 0, 0, 0xff, 0xff, 0xff, 0xff]))],
     ['u64 above 2^53', rawFrame(1, 1, MessageTypeCode.count, Buffer.from([0, 0, 0, 0, 0, 0, 0x20, 0]))],
     ['corrupt object', rawFrame(2, 1, MessageTypeCode.object, Buffer.from([1, 3, 0, 0, 0, 9, 9, 9]))],
     ['member state 7', (() => {

@@ -131,7 +131,7 @@ t.test('a request without an answer times out; the late answer is ignored and lo
   const b = await startNode(t, 2);
   introduce(a, b);
   b.transport.setHandler(async (_from, msg) => {
-    if (msg.type === 'getObject') await sleep(300);
+    if (msg.type === 'getObject') await sleep(1000);
     return msg;
   });
   await a.transport.request(b.id, { type: 'ack' }, 5000);
@@ -139,9 +139,9 @@ t.test('a request without an answer times out; the late answer is ignored and lo
   const r = await settle(a.transport.request(b.id, { type: 'getObject', key: Buffer.from('slow'), versionOnly: false }, 100));
   const ms = performance.now() - started;
   t.equal(!r.ok && r.error.code, 'TIMEOUT');
-  t.ok(ms >= 95 && ms < 280, `rejected after ${ms.toFixed(0)} ms (timeout 100 ms, answer at 300 ms)`);
+  t.ok(ms >= 95 && ms < 900, `rejected after ${ms.toFixed(0)} ms (timeout 100 ms, answer at 1000 ms)`);
   t.match(!r.ok && r.error.message, /within 100 ms/);
-  t.ok(await waitFor(() => a.log.lines.some((l) => l.level === 20 && /unknown request id/.test(l.msg)), 2000), 'the late answer is logged at debug');
+  t.ok(await waitFor(() => a.log.lines.some((l) => l.level === 20 && /unknown request id/.test(l.msg)), 3000), 'the late answer is logged at debug');
   t.same(await a.transport.request(b.id, { type: 'dbsize' }, 1000), { type: 'dbsize' }, 'the connection still works');
   t.equal(a.transport.peerStats(b.id)!.traffic.timeouts, 1);
   t.equal(a.transport.peerStats(b.id)!.inflight, 0);
@@ -216,12 +216,29 @@ t.test('large payloads: 8 MB each way, several at once', async (t) => {
   // Mixed with small requests, which must not be corrupted by the big frames around them.
   const mixed = await Promise.all([
     a.transport.request(b.id, { type: 'count', n: 1 }, 20_000),
-    a.transport.request(b.id, { type: 'forward', args: [Buffer.from('SET'), Buffer.from('k'), values[0]!], resp3: false }, 20_000),
+    a.transport.request(b.id, { type: 'forward', args: [Buffer.from('SET'), Buffer.from('k'), values[0]!], resp3: false, r: 2, w: 2 }, 20_000),
     a.transport.request(b.id, { type: 'count', n: 2 }, 20_000),
   ]);
   t.same(mixed[0], { type: 'count', n: 1 });
   t.ok(mixed[1].type === 'forward' && mixed[1].args[2]!.equals(values[0]!));
   t.same(mixed[2], { type: 'count', n: 2 });
+});
+
+t.test('a message over the frame limit fails alone; the connection carries on', async (t) => {
+  const limits = { frameBytesMax: 64 * 1024 };
+  const a = await startNode(t, 1, { limits });
+  const b = await startNode(t, 2, { limits });
+  introduce(a, b);
+  const big = Buffer.alloc(100 * 1024);
+  b.transport.setHandler((_from, msg) => (msg.type === 'dbsize' ? { type: 'reply', resp: big } : msg));
+  const slow = a.transport.request(b.id, { type: 'getObject', key: Buffer.from('k'), versionOnly: false }, 2000);
+  const r = await settle(a.transport.request(b.id, { type: 'reply', resp: big }, 2000));
+  t.equal(!r.ok && r.error.code, 'TOO_LARGE', 'an oversized request is refused before it is sent');
+  t.match(await a.transport.request(b.id, { type: 'dbsize' }, 2000), { type: 'error', code: 'TOO_LARGE' }, 'an oversized answer becomes an error answer');
+  t.equal(a.transport.send(b.id, { type: 'reply', resp: big }), false, 'an oversized one-way message is dropped');
+  t.match(await slow, { type: 'getObject' }, 'other requests on the connection are unaffected');
+  t.equal(a.transport.peerStats(b.id)!.reconnects, 0, 'the connection was never dropped');
+  t.equal(a.transport.peerStats(b.id)!.traffic.badFrames, 0);
 });
 
 t.test('one-way messages reach the handler; their results are not sent', async (t) => {

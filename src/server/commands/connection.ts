@@ -4,7 +4,7 @@
 
 import * as crypto from 'node:crypto';
 import { BulkText, ErrorReply, MapReply, OK, type Reply, VerbatimReply } from '../../../protocol/resp.js';
-import { isKeyword, parseSafeInteger } from '../args.js';
+import { isKeyword, parseInteger, parseSafeInteger } from '../args.js';
 import type { Session } from '../session.js';
 import { type CommandSpec, command } from '../command.js';
 import { Err, unknownSubcommand } from '../errors.js';
@@ -43,7 +43,7 @@ function validName(b: Buffer): boolean {
 function hello(c: Session, args: Buffer[]): Reply {
   let proto = c.resp3 ? 3 : 2;
   if (args.length >= 2) {
-    const v = parseSafeInteger(args[1]!);
+    const v = parseInteger(args[1]!);
     if (v === undefined) return Err.protoNotInteger;
     if (v !== 2 && v !== 3) return Err.noProto;
     proto = v;
@@ -178,13 +178,46 @@ const clientSubcommands: CommandSpec[] = [
     new VerbatimReply(clientInfoLine(c, Date.now()) + '\n'),
   ),
   command('client|kill', -3, ['admin', 'noscript', 'loading', 'stale'], [0, 0, 0], { ...K, summary: 'Terminates open connections.', since: '2.4.0' }, (c, a) => {
-    if (a.length !== 4 || !isKeyword(a[2]!, 'ID')) return Err.syntax;
-    const id = parseSafeInteger(a[3]!);
-    const target = id === undefined ? undefined : c.server.clients.get(id);
-    if (target === undefined) return new ErrorReply('ERR No such client');
-    if (target === c) c.closeAfterReply();
-    else target.kill();
-    return 1;
+    // Old form, CLIENT KILL addr:port: OK or "No such client".
+    if (a.length === 3) {
+      const addr = a[2]!.toString('latin1');
+      const target = [...c.server.clients.values()].find((o) => o.addr === addr);
+      if (target === undefined) return new ErrorReply('ERR No such client');
+      if (target === c) c.closeAfterReply();
+      else target.kill();
+      return OK;
+    }
+    // New form, filters: the number killed; the caller itself is skipped unless SKIPME no.
+    let id: number | undefined;
+    let addr: string | undefined;
+    let laddr: string | undefined;
+    let skipMe = true;
+    for (let i = 2; i < a.length; i += 2) {
+      if (i + 1 >= a.length) return Err.syntax;
+      const opt = a[i]!;
+      const v = a[i + 1]!;
+      if (isKeyword(opt, 'ID')) {
+        const n = parseInteger(v);
+        if (n === undefined || n < 1) return new ErrorReply('ERR client-id should be greater than 0');
+        id = Number(n);
+      } else if (isKeyword(opt, 'ADDR')) addr = v.toString('latin1');
+      else if (isKeyword(opt, 'LADDR')) laddr = v.toString('latin1');
+      else if (isKeyword(opt, 'SKIPME')) {
+        if (isKeyword(v, 'YES')) skipMe = true;
+        else if (isKeyword(v, 'NO')) skipMe = false;
+        else return Err.syntax;
+      } else return Err.syntax;
+    }
+    let killed = 0;
+    for (const o of [...c.server.clients.values()]) {
+      if ((id !== undefined && o.id !== id) || (addr !== undefined && o.addr !== addr) || (laddr !== undefined && o.laddr !== laddr)) continue;
+      if (o === c) {
+        if (skipMe) continue;
+        c.closeAfterReply();
+      } else o.kill();
+      killed++;
+    }
+    return killed;
   }),
   command('client|no-evict', 3, ['admin', 'noscript', 'loading', 'stale'], [0, 0, 0], { ...K, summary: 'Sets the client eviction mode of the connection.', since: '7.0.0' }, onOff(() => {})),
   command('client|no-touch', 3, ['noscript', 'loading', 'stale'], [0, 0, 0], { ...K, summary: 'Controls whether commands sent by the client affect the LRU/LFU of accessed keys.', since: '7.2.0' }, onOff(() => {})),
@@ -206,8 +239,10 @@ export const connectionCommands: CommandSpec[] = [
     return err ?? OK;
   }),
   command('select', 2, ['loading', 'stale', 'fast'], [0, 0, 0], { ...K, summary: 'Changes the selected database.', since: '1.0.0' }, (_c, a) => {
-    const db = parseSafeInteger(a[1]!);
+    // As Redis' getIntFromObjectOrReply: an int64 outside int32 has its own message.
+    const db = parseInteger(a[1]!);
     if (db === undefined) return Err.notInteger;
+    if (db < -2147483648 || db > 2147483647) return new ErrorReply('ERR value is out of range, value must between -2147483648 and 2147483647');
     return db === 0 ? OK : Err.dbIndexOutOfRange;
   }),
   command('quit', -1, ['noscript', 'loading', 'stale', 'fast', 'noauth'], [0, 0, 0], { ...K, summary: 'Closes the connection.', since: '1.0.0' }, (c) => {
@@ -221,7 +256,7 @@ export const connectionCommands: CommandSpec[] = [
     return 'RESET';
   }),
   command('client', -2, ['loading', 'stale'], [0, 0, 0], { ...K, summary: 'A container for client connection commands.', since: '2.4.0', complexity: 'Depends on subcommand.' }, (_c, a) =>
-    unknownSubcommand(a[1]?.toString('latin1') ?? '', 'client'),
+    unknownSubcommand(a[1] ?? Buffer.alloc(0), 'client'),
     clientSubcommands,
   ),
 ];

@@ -5,7 +5,7 @@
 import { BulkText, ErrorReply, type Reply } from '../../../protocol/resp.js';
 import * as C from '../../constants.js';
 import { type Maybe, type Update, then } from '../../kv/keyvalue.js';
-import { globMatch, isKeyword, parseSafeInteger } from '../args.js';
+import { globMatch, isKeyword, parseInteger } from '../args.js';
 import type { Session } from '../session.js';
 import { type CommandSpec, command } from '../command.js';
 import { Err } from '../errors.js';
@@ -17,8 +17,6 @@ type Unit = 'EX' | 'PX' | 'EXAT' | 'PXAT';
 function expire(unit: Unit, name: string) {
   return (c: Session, args: Buffer[]): Maybe<Reply> => {
     const now = Date.now();
-    const at = expiryFromArg(args[2]!, unit, name, now, true);
-    if (at instanceof ErrorReply) return at;
     let nx = false;
     let xx = false;
     let gt = false;
@@ -33,6 +31,9 @@ function expire(unit: Unit, name: string) {
     }
     if (nx && (xx || gt || lt)) return new ErrorReply('ERR NX and XX, GT or LT options at the same time are not compatible');
     if (gt && lt) return new ErrorReply('ERR GT and LT options at the same time are not compatible');
+    // As Redis: the options are checked before the time.
+    const at = expiryFromArg(args[2]!, unit, name, now, true);
+    if (at instanceof ErrorReply) return at;
     return c.kv.update([args[1]!], ([cur]): Update<Reply> => {
       if (cur === undefined) return { result: 0 };
       const has = cur.expiresAtMs !== 0;
@@ -58,7 +59,7 @@ function ttl(kind: 'ttl' | 'pttl' | 'expiretime' | 'pexpiretime') {
         case 'pttl':
           return left;
         case 'expiretime':
-          return Math.floor(e.expiresAtMs / 1000);
+          return Math.floor((e.expiresAtMs + 500) / 1000); // rounded, as Redis does
         case 'pexpiretime':
           return e.expiresAtMs;
       }
@@ -86,9 +87,24 @@ async function keys(c: Session, args: Buffer[]): Promise<Reply> {
   return out;
 }
 
+/**
+ * The cursor as Redis reads it (strtoul, base 10): leading zeros, a sign and
+ * even an empty string are accepted, spaces, other characters and values past
+ * 2^64-1 are not. Returns the cursor in canonical decimal.
+ */
+function parseCursor(b: Buffer): string | undefined {
+  const m = /^([+-]?)(\d*)$/.exec(b.toString('latin1'));
+  if (m === null) return undefined;
+  if (m[2] === '') return m[1] === '' ? '0' : undefined;
+  let v = BigInt(m[2]!);
+  if (v > 0xffffffffffffffffn) return undefined;
+  if (m[1] === '-' && v !== 0n) v = (1n << 64n) - v;
+  return v.toString();
+}
+
 function scan(c: Session, args: Buffer[]): Maybe<Reply> {
-  const cursor = args[1]!.toString('latin1');
-  if (!/^\d+$/.test(cursor) || cursor.length > 20 || (cursor.length > 1 && cursor[0] === '0')) return Err.invalidCursor;
+  const cursor = parseCursor(args[1]!);
+  if (cursor === undefined) return Err.invalidCursor;
   let pattern: Buffer | undefined;
   let count = C.scanCountDefault;
   let type: string | undefined;
@@ -99,10 +115,10 @@ function scan(c: Session, args: Buffer[]): Maybe<Reply> {
       pattern = args[++i]!;
       if (pattern.length === 1 && pattern[0] === 42) pattern = undefined;
     } else if (isKeyword(a, 'COUNT')) {
-      const n = parseSafeInteger(args[++i]!);
+      const n = parseInteger(args[++i]!);
       if (n === undefined) return Err.notInteger;
       if (n < 1) return Err.syntax;
-      count = Math.min(n, 100_000);
+      count = Math.min(Number(n), 100_000);
     } else if (isKeyword(a, 'TYPE')) {
       type = args[++i]!.toString('latin1').toLowerCase();
     } else {

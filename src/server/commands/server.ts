@@ -129,8 +129,9 @@ const sections: Record<string, Section> = {
   ],
   keyspace: (s) => {
     if (s.kv === undefined) return [];
-    const n = s.kv.size();
-    // size() is synchronous on a single node; a cluster answers INFO keyspace with its local count.
+    // A single node counts its keys at once; a cluster member reports the keys this node stores
+    // (DBSIZE gives the cluster-wide figure, at the cost of asking every node).
+    const n = s.cluster === undefined ? s.kv.size() : Number(s.storage?.stats().keys ?? 0);
     const keys = typeof n === 'number' ? n : 0;
     return keys > 0 ? [['db0', `keys=${keys},expires=0,avg_ttl=0`]] : [];
   },

@@ -5,7 +5,9 @@
 
 import { BulkText, ErrorReply, OK, type Reply } from '../../../protocol/resp.js';
 import { type Entry, type Maybe, type Update, then } from '../../kv/keyvalue.js';
-import { formatFloatHuman, isKeyword, parseFloatArg, parseInteger, parseSafeInteger } from '../args.js';
+import { keyBytesMax } from '../../constants.js';
+import { isKeyword, parseInteger } from '../args.js';
+import { type LongDouble, addLongDouble, formatLongDoubleHuman, isInfinite, parseLongDouble } from '../longdouble.js';
 import type { Session } from '../session.js';
 import { type CommandSpec, command } from '../command.js';
 import { Err, invalidExpire, wrongArity } from '../errors.js';
@@ -22,25 +24,46 @@ export function countRead(c: Session, e: Entry | undefined): Entry | undefined {
 
 const valueOf = (e: Entry | undefined): Buffer | null => (e === undefined ? null : e.value);
 
+type ExpiryUnit = 'EX' | 'PX' | 'EXAT' | 'PXAT';
+
+/** Latest expiry a record can hold (53-bit ms, year 287396): later ones, valid for Redis, are clamped to it. */
+const expiresAtMsMax = Number.MAX_SAFE_INTEGER;
+
 /**
- * Turns an expiry argument into absolute unix ms, or an error reply. `unit` is
- * how the argument counts: seconds or ms from now (EX/PX), or absolute (EXAT/PXAT).
+ * Turns an expiry argument into absolute unix ms, or an error reply, with
+ * Redis' int64 rules: a non-integer is "not an integer"; a time that overflows
+ * int64 once converted to ms (or added to now) is "invalid expire time"; so is
+ * a non-positive one for SET/GETEX/SETEX (EXPIRE allows them: allowNonPositive).
+ * `unit` is how the argument counts: seconds or ms from now (EX/PX), or absolute (EXAT/PXAT).
  */
-export function expiryFromArg(
-  arg: Buffer,
-  unit: 'EX' | 'PX' | 'EXAT' | 'PXAT',
-  cmd: string,
-  nowMs: number,
-  allowNonPositive = false,
-): number | ErrorReply {
-  const v = parseSafeInteger(arg);
+export function expiryFromArg(arg: Buffer, unit: ExpiryUnit, cmd: string, nowMs: number, allowNonPositive = false): number | ErrorReply {
+  const v = parseInteger(arg);
   if (v === undefined) return Err.notInteger;
-  if (v <= 0 && !allowNonPositive) return invalidExpire(cmd);
-  const ms = unit === 'EX' || unit === 'EXAT' ? v * 1000 : v;
-  const abs = unit === 'EX' || unit === 'PX' ? nowMs + ms : ms;
-  if (!Number.isSafeInteger(abs) || Math.abs(ms) > Number.MAX_SAFE_INTEGER / 2) return invalidExpire(cmd);
-  return abs;
+  const seconds = unit === 'EX' || unit === 'EXAT';
+  const relative = unit === 'EX' || unit === 'PX';
+  if (typeof v === 'number' && v > -1e12 && v < 1e12) {
+    // Common case: no overflow is possible.
+    if (v <= 0 && !allowNonPositive) return invalidExpire(cmd);
+    const ms = seconds ? v * 1000 : v;
+    return relative ? nowMs + ms : ms;
+  }
+  let when = BigInt(v);
+  if (when <= 0n && !allowNonPositive) return invalidExpire(cmd);
+  if (seconds) {
+    if (when > INT64_MAX / 1000n || when < INT64_MIN / 1000n) return invalidExpire(cmd);
+    when *= 1000n;
+  }
+  if (relative) {
+    if (when > INT64_MAX - BigInt(nowMs)) return invalidExpire(cmd);
+    when += BigInt(nowMs);
+  }
+  if (when > BigInt(expiresAtMsMax)) return expiresAtMsMax;
+  if (when < -BigInt(expiresAtMsMax)) return -expiresAtMsMax;
+  return Number(when);
 }
+
+const expiryUnits: ExpiryUnit[] = ['EX', 'PX', 'EXAT', 'PXAT'];
+const expiryUnitOf = (a: Buffer): ExpiryUnit | undefined => expiryUnits.find((u) => isKeyword(a, u));
 
 /** Applies an absolute expiry: a time already past means the key is gone (Redis deletes it). */
 function written(value: Buffer, expiresAtMs: number, nowMs: number): Entry | null {
@@ -55,30 +78,43 @@ interface SetOptions {
   expiresAtMs: number;
 }
 
-function parseSetOptions(args: Buffer[], from: number, nowMs: number): SetOptions | ErrorReply {
-  const o: SetOptions = { condition: undefined, get: false, keepTtl: false, expiresAtMs: 0 };
-  let expirySet = false;
+/**
+ * Redis' parseExtendedStringArgumentsOrReply: every option is checked first
+ * (an option may repeat, and a repeated expiry of the same unit replaces the
+ * earlier one; NX with XX, KEEPTTL or PERSIST with an expiry, or two expiry
+ * units are a syntax error); only then is the last expiry value validated.
+ */
+function parseExpiryOptions(
+  args: Buffer[],
+  from: number,
+  command: 'set' | 'getex',
+): { condition: 'NX' | 'XX' | undefined; get: boolean; keepTtl: boolean; persist: boolean; unit?: ExpiryUnit; expiry?: Buffer } | ErrorReply {
+  const o = { condition: undefined as 'NX' | 'XX' | undefined, get: false, keepTtl: false, persist: false, unit: undefined as ExpiryUnit | undefined, expiry: undefined as Buffer | undefined };
+  const isSet = command === 'set';
   for (let i = from; i < args.length; i++) {
     const a = args[i]!;
-    if (isKeyword(a, 'NX') || isKeyword(a, 'XX')) {
-      const cond = isKeyword(a, 'NX') ? 'NX' : 'XX';
-      if (o.condition !== undefined && o.condition !== cond) return Err.syntax;
-      o.condition = cond;
-    } else if (isKeyword(a, 'GET')) {
-      o.get = true;
-    } else if (isKeyword(a, 'KEEPTTL')) {
-      if (expirySet) return Err.syntax;
-      o.keepTtl = true;
-    } else if (isKeyword(a, 'EX') || isKeyword(a, 'PX') || isKeyword(a, 'EXAT') || isKeyword(a, 'PXAT')) {
-      if (expirySet || o.keepTtl || i + 1 >= args.length) return Err.syntax;
-      const unit = a.toString('latin1').toUpperCase() as 'EX' | 'PX' | 'EXAT' | 'PXAT';
-      const at = expiryFromArg(args[++i]!, unit, 'set', nowMs);
-      if (at instanceof ErrorReply) return at;
-      o.expiresAtMs = at;
-      expirySet = true;
-    } else {
-      return Err.syntax;
-    }
+    const unit = expiryUnitOf(a);
+    if (isSet && isKeyword(a, 'NX') && o.condition !== 'XX') o.condition = 'NX';
+    else if (isSet && isKeyword(a, 'XX') && o.condition !== 'NX') o.condition = 'XX';
+    else if (isSet && isKeyword(a, 'GET')) o.get = true;
+    else if (isSet && isKeyword(a, 'KEEPTTL') && o.unit === undefined) o.keepTtl = true;
+    else if (!isSet && isKeyword(a, 'PERSIST') && o.unit === undefined) o.persist = true;
+    else if (unit !== undefined && !o.keepTtl && !o.persist && (o.unit === undefined || o.unit === unit) && i + 1 < args.length) {
+      o.unit = unit;
+      o.expiry = args[++i]!;
+    } else return Err.syntax;
+  }
+  return o;
+}
+
+function parseSetOptions(args: Buffer[], from: number, nowMs: number): SetOptions | ErrorReply {
+  const p = parseExpiryOptions(args, from, 'set');
+  if (p instanceof ErrorReply) return p;
+  const o: SetOptions = { condition: p.condition, get: p.get, keepTtl: p.keepTtl, expiresAtMs: 0 };
+  if (p.expiry !== undefined) {
+    const at = expiryFromArg(p.expiry, p.unit!, 'set', nowMs);
+    if (at instanceof ErrorReply) return at;
+    o.expiresAtMs = at;
   }
   return o;
 }
@@ -139,25 +175,28 @@ function deltaArg(arg: Buffer, negate: boolean): number | bigint | ErrorReply {
   if (d === undefined) return Err.notInteger;
   if (!negate) return d;
   if (typeof d === 'bigint') {
-    if (d === INT64_MIN) return Err.overflow;
+    if (d === INT64_MIN) return decrementOverflow; // Redis' DECRBY text for -LLONG_MIN
     return -d;
   }
   return -d;
 }
 
+const decrementOverflow = new ErrorReply('ERR decrement would overflow');
+
+/** INCRBYFLOAT in x87 long double arithmetic, printed as Redis prints it (see longdouble.ts). */
 function incrByFloat(c: Session, args: Buffer[]): Maybe<Reply> {
-  const delta = parseFloatArg(args[2]!);
+  const delta = parseLongDouble(args[2]!);
   if (delta === undefined) return Err.notFloat;
   return c.kv.update([args[1]!], ([cur]): Update<Reply> => {
-    let n = 0;
+    let value: LongDouble = { neg: false, m: 0n, e: 0 };
     if (cur !== undefined) {
-      const parsed = parseFloatArg(cur.value);
+      const parsed = parseLongDouble(cur.value);
       if (parsed === undefined) return { result: Err.notFloat };
-      n = parsed;
+      value = parsed;
     }
-    const next = n + delta;
-    if (!Number.isFinite(next)) return { result: Err.nanOrInfinity };
-    const text = formatFloatHuman(next);
+    const n = addLongDouble(value, delta);
+    if (isInfinite(n)) return { result: Err.nanOrInfinity };
+    const text = formatLongDoubleHuman(n);
     const expiresAtMs = cur === undefined ? 0 : cur.expiresAtMs;
     return { writes: [{ value: Buffer.from(text), expiresAtMs }], result: new BulkText(text) };
   });
@@ -187,9 +226,12 @@ export function clampRange(start: number, end: number, len: number): [number, nu
 }
 
 function getRange(c: Session, args: Buffer[]): Maybe<Reply> {
-  const start = parseSafeInteger(args[2]!);
-  const end = parseSafeInteger(args[3]!);
-  if (start === undefined || end === undefined) return Err.notInteger;
+  // Any int64 is a valid index (far beyond the string is clamped), so precision past 2^53 does not matter.
+  const s = parseInteger(args[2]!);
+  const x = parseInteger(args[3]!);
+  if (s === undefined || x === undefined) return Err.notInteger;
+  const start = Number(s);
+  const end = Number(x);
   return then(c.kv.get(args[1]!), (e) => {
     countRead(c, e);
     if (e === undefined) return Buffer.alloc(0);
@@ -199,14 +241,16 @@ function getRange(c: Session, args: Buffer[]): Maybe<Reply> {
 }
 
 function setRange(c: Session, args: Buffer[]): Maybe<Reply> {
-  const offset = parseSafeInteger(args[2]!);
-  if (offset === undefined) return Err.notInteger;
+  const off = parseInteger(args[2]!);
+  if (off === undefined) return Err.notInteger;
+  const offset = Number(off);
   if (offset < 0) return Err.offsetOutOfRange;
   const patch = args[3]!;
+  // As Redis: an empty patch changes nothing and answers the current length, whatever the offset.
+  if (patch.length === 0) return then(c.kv.get(args[1]!), (e) => (e === undefined ? 0 : e.value.length));
   if (offset + patch.length > c.server.config.bulkBytesMax) return Err.stringTooLong;
   return c.kv.update([args[1]!], ([cur]): Update<Reply> => {
     const old = cur === undefined ? Buffer.alloc(0) : cur.value;
-    if (patch.length === 0) return { result: old.length };
     const value = Buffer.alloc(Math.max(old.length, offset + patch.length));
     old.copy(value, 0);
     patch.copy(value, offset);
@@ -216,26 +260,15 @@ function setRange(c: Session, args: Buffer[]): Maybe<Reply> {
 
 function getEx(c: Session, args: Buffer[]): Maybe<Reply> {
   const now = Date.now();
-  let newExpiry: number | undefined; // undefined: leave as is; 0: persist
-  for (let i = 2; i < args.length; i++) {
-    const a = args[i]!;
-    if (isKeyword(a, 'PERSIST')) {
-      if (newExpiry !== undefined) return Err.syntax;
-      newExpiry = 0;
-    } else if (isKeyword(a, 'EX') || isKeyword(a, 'PX') || isKeyword(a, 'EXAT') || isKeyword(a, 'PXAT')) {
-      if (newExpiry !== undefined || i + 1 >= args.length) return Err.syntax;
-      const at = expiryFromArg(args[++i]!, a.toString('latin1').toUpperCase() as 'EX', 'getex', now);
-      if (typeof at !== 'number') return at;
-      newExpiry = at;
-    } else {
-      return Err.syntax;
-    }
-  }
-  if (newExpiry === undefined) return then(c.kv.get(args[1]!), (e) => valueOf(countRead(c, e)));
-  const expiry = newExpiry;
+  const o = parseExpiryOptions(args, 2, 'getex');
+  if (o instanceof ErrorReply) return o;
+  if (o.expiry === undefined && !o.persist) return then(c.kv.get(args[1]!), (e) => valueOf(countRead(c, e)));
+  // As Redis: a missing key answers null before the expiry value is validated.
+  const expiry = o.expiry === undefined ? 0 : expiryFromArg(o.expiry, o.unit!, 'getex', now);
   return c.kv.update([args[1]!], ([cur]): Update<Reply> => {
     countRead(c, cur);
     if (cur === undefined) return { result: null };
+    if (expiry instanceof ErrorReply) return { result: expiry };
     return { writes: [written(cur.value, expiry, now)], result: cur.value };
   });
 }
@@ -253,8 +286,22 @@ function mget(c: Session, args: Buffer[]): Maybe<Reply> {
   return async ? Promise.all(got).then(finish) : finish(got as Array<Entry | undefined>);
 }
 
+/**
+ * The store refuses keys over keyBytesMax one put at a time; a multi-key write
+ * checks them all first so it stores all of its keys or none (MSET is atomic).
+ */
+function keyTooLong(args: Buffer[]): ErrorReply | undefined {
+  for (let i = 1; i < args.length; i += 2) {
+    const n = args[i]!.length;
+    if (n > keyBytesMax) return new ErrorReply(`ERR key of ${n} bytes is over the limit of ${keyBytesMax} bytes`);
+  }
+  return undefined;
+}
+
 function mset(c: Session, args: Buffer[]): Maybe<Reply> {
   if ((args.length - 1) % 2 !== 0) return wrongArity('mset');
+  const tooLong = keyTooLong(args);
+  if (tooLong) return tooLong;
   const kv = c.kv;
   const pending: Promise<void>[] = [];
   for (let i = 1; i < args.length; i += 2) {
@@ -266,6 +313,8 @@ function mset(c: Session, args: Buffer[]): Maybe<Reply> {
 
 function msetnx(c: Session, args: Buffer[]): Maybe<Reply> {
   if ((args.length - 1) % 2 !== 0) return wrongArity('msetnx');
+  const tooLong = keyTooLong(args);
+  if (tooLong) return tooLong;
   const keys: Buffer[] = [];
   const values: Buffer[] = [];
   for (let i = 1; i < args.length; i += 2) {

@@ -1,0 +1,162 @@
+// A real cluster: separate node processes on loopback talking over real TCP.
+// Writes through one node are read through every other; R+W>N reads see the
+// latest acknowledged write; with N=3 W=2 one killed node changes nothing for
+// clients and two give the quorum error; concurrent SETs of one key converge;
+// a restarted node is repaired by reads; a peer without the secret is refused;
+// ioredis Cluster and redis-cli -c run a workload.
+
+import t from 'tap';
+import { Cluster, Redis } from 'ioredis';
+import { type NodeProcess, cli, clusterUp, eventually, restartNode, run, startCluster, startNode, freePort } from './harness.js';
+
+const stopAll = (nodes: NodeProcess[]) => Promise.all(nodes.map((n) => n.stop('SIGTERM')));
+
+t.test('3 nodes: write through one, read through every other; quorum behaviour under kills', async (t) => {
+  const nodes = await startCluster(3);
+  t.teardown(() => stopAll(nodes));
+  const clients = nodes.map((n) => new Redis({ port: n.port, maxRetriesPerRequest: 0 }));
+  t.teardown(() => clients.forEach((c) => c.disconnect()));
+
+  for (let i = 0; i < 50; i++) await clients[i % 3]!.set(`k${i}`, `v${i}`);
+  for (const [ci, c] of clients.entries()) {
+    const got = await c.mget(...Array.from({ length: 50 }, (_, i) => `k${i}`));
+    t.same(got, Array.from({ length: 50 }, (_, i) => `v${i}`), `node ${ci} reads every key written through the others`);
+  }
+  // Read-your-writes across nodes: each write through one node is read at once through the next.
+  for (let i = 0; i < 30; i++) {
+    await clients[i % 3]!.set('latest', String(i));
+    t.equal(await clients[(i + 1) % 3]!.get('latest'), String(i));
+  }
+  t.equal(await clients[0]!.incr('counter'), 1);
+  t.equal(await clients[1]!.incr('counter'), 2, 'INCR through another node sees the first');
+  t.equal(await clients[2]!.incrby('counter', 10), 12);
+  t.equal(await clients[1]!.del('k1', 'k2', 'nope'), 2);
+  t.equal(await clients[2]!.exists('k1', 'k2', 'k3'), 1, 'deletes are seen everywhere');
+  t.equal(await clients[0]!.dbsize(), 50 - 2 + 2, 'DBSIZE counts each key once across the cluster');
+  const keys = (await clients[2]!.keys('k*')).sort();
+  t.equal(keys.length, 48, 'KEYS covers the cluster');
+  t.match(await cli(nodes[0]!.port, 'CLUSTER', 'INFO'), /cluster_state:ok/);
+
+  // Kill one: N=3 W=2 R=2 still answers everything.
+  nodes[2]!.proc.kill('SIGKILL');
+  await nodes[2]!.exited;
+  clients[2]!.disconnect();
+  for (let i = 0; i < 20; i++) t.equal(await clients[i % 2]!.set(`after${i}`, 'x'), 'OK');
+  t.equal(await clients[1]!.get('k10'), 'v10', 'reads still answer with one node dead');
+  t.equal(await clients[0]!.incr('counter'), 13);
+  // Kill a second: a write or read now reaches 1 of the 2 needed.
+  nodes[1]!.proc.kill('SIGKILL');
+  await nodes[1]!.exited;
+  clients[1]!.disconnect();
+  await t.rejects(clients[0]!.set('lonely', 'x'), /^TRYAGAIN write quorum not reached: 1 of 2 needed/);
+  await t.rejects(clients[0]!.get('k10'), /^TRYAGAIN read quorum not reached: 1 of 2 needed/);
+  const c0 = clients[0]!;
+  t.same(await c0.call('CONSISTENCY', 'ONE'), ['n', 3, 'r', 1, 'w', 1], 'a connection can lower its levels');
+  t.equal(await c0.get('k10'), 'v10', 'R=1 reads with one node left');
+  t.equal(await c0.set('lonely', 'x'), 'OK', 'W=1 writes with one node left');
+});
+
+t.test('5 nodes: R+W>N reads see the latest acknowledged write, whichever node took it', async (t) => {
+  const nodes = await startCluster(5);
+  t.teardown(() => stopAll(nodes));
+  const clients = nodes.map((n) => new Redis({ port: n.port, maxRetriesPerRequest: 0 }));
+  t.teardown(() => clients.forEach((c) => c.disconnect()));
+  for (let i = 0; i < 100; i++) {
+    const key = `x${i % 7}`;
+    await clients[i % 5]!.set(key, String(i));
+    t.equal(await clients[(i * 3 + 1) % 5]!.get(key), String(i), `write ${i} visible`);
+  }
+  const owners = (await clients[0]!.call('CLUSTER', 'OWNERS', 'x1')) as string[][];
+  t.equal(owners.length, 3, 'preference list has N=3 owners');
+  t.equal(new Set(owners.map((o) => o[0])).size, 3, 'owners are distinct');
+  t.equal((await clients[4]!.keys('x*')).length, 7);
+});
+
+t.test('concurrent SETs of one key through different nodes converge to one value everywhere', async (t) => {
+  const nodes = await startCluster(3);
+  t.teardown(() => stopAll(nodes));
+  const clients = nodes.map((n) => new Redis({ port: n.port, maxRetriesPerRequest: 0 }));
+  t.teardown(() => clients.forEach((c) => c.disconnect()));
+  for (let round = 0; round < 20; round++) {
+    await Promise.all(clients.map((c, i) => c.set('contended', `r${round}-n${i}`)));
+  }
+  // Reads repair the replicas; then every node, even asking only itself first, answers the same.
+  await eventually(async () => {
+    const seen = await Promise.all(clients.map((c) => c.get('contended')));
+    return new Set(seen).size === 1;
+  }, 5000, 'one value everywhere');
+  const seen = await Promise.all(clients.map((c) => c.get('contended')));
+  t.equal(new Set(seen).size, 1, `every node answers ${seen[0]}`);
+  t.match(seen[0], /^r19-/, 'the value is one of the last round');
+});
+
+t.test('a restarted node is repaired by reads', async (t) => {
+  const nodes = await startCluster(3);
+  t.teardown(() => stopAll(nodes));
+  const a = new Redis({ port: nodes[0]!.port, maxRetriesPerRequest: 0 });
+  t.teardown(() => a.disconnect());
+  await nodes[2]!.stop('SIGKILL');
+  for (let i = 0; i < 40; i++) await a.set(`missed${i}`, `value${i}`);
+  nodes[2] = await restartNode(nodes[2]!, ['--seeds', `127.0.0.1:${nodes[0]!.port}@${nodes[0]!.clusterPort}`]);
+  await eventually(async () => (await clusterUp(nodes[0]!.port)) === 3, 15000, 'restarted node up');
+  const c = new Redis({ port: nodes[2]!.port, maxRetriesPerRequest: 0 });
+  t.teardown(() => c.disconnect());
+  // With R=1 the restarted node answers from its own copy first: it missed the writes.
+  await c.call('CONSISTENCY', 'READ', 'ONE', 'WRITE', 'QUORUM');
+  const before = await c.mget(...Array.from({ length: 40 }, (_, i) => `missed${i}`));
+  t.ok(before.filter((v) => v === null).length > 30, `restarted node misses the writes at first (${before.filter((v) => v === null).length}/40 missing)`);
+  // Quorum reads through another node repair it.
+  await c.call('CONSISTENCY', 'DEFAULT');
+  const b = new Redis({ port: nodes[1]!.port, maxRetriesPerRequest: 0 });
+  t.teardown(() => b.disconnect());
+  t.same(await b.mget(...Array.from({ length: 40 }, (_, i) => `missed${i}`)), Array.from({ length: 40 }, (_, i) => `value${i}`));
+  await c.call('CONSISTENCY', 'READ', 'ONE', 'WRITE', 'QUORUM');
+  await eventually(async () => {
+    const after = await c.mget(...Array.from({ length: 40 }, (_, i) => `missed${i}`));
+    return after.every((v, i) => v === `value${i}`);
+  }, 5000, 'read repair of the restarted node');
+  t.pass('the restarted node holds every value after read repair');
+});
+
+t.test('a peer without the cluster secret is refused', async (t) => {
+  const [good] = await startCluster(1, { args: ['--cluster-secret', 'right-secret'] });
+  t.teardown(() => good!.stop());
+  const badPort = await freePort();
+  const bad = await startNode({
+    args: ['--cluster-enabled', 'yes', '--cluster-port', String(badPort), '--admin-port', '0', '--cluster-secret', 'wrong-secret', '--seeds', `127.0.0.1:${good!.port}@${good!.clusterPort}`],
+  });
+  t.teardown(() => bad.stop());
+  await new Promise((r) => setTimeout(r, 1500));
+  t.equal(await clusterUp(good!.port), 1, 'the good node still knows only itself');
+  t.equal(await clusterUp(bad.port), 1, 'the bad node never joined');
+  t.ok(
+    good!.logs.some((l) => /handshake|refus|auth/i.test(String(l.msg))),
+    'the refusal is logged',
+  );
+  // A raw client on the cluster port is refused too.
+  const raw = await run('redis-cli', ['-p', String(good!.clusterPort), 'PING']);
+  t.notMatch(raw.stdout, /PONG/, 'a Redis client on the peer port gets nothing');
+});
+
+t.test('ioredis Cluster and redis-cli -c run a workload', async (t) => {
+  const nodes = await startCluster(3);
+  t.teardown(() => stopAll(nodes));
+  const cluster = new Cluster([{ host: '127.0.0.1', port: nodes[0]!.port }], { redisOptions: { maxRetriesPerRequest: 1 } });
+  t.teardown(() => cluster.disconnect());
+  for (let i = 0; i < 200; i++) await cluster.set(`ioc:${i}`, String(i));
+  const values = await Promise.all(Array.from({ length: 200 }, (_, i) => cluster.get(`ioc:${i}`)));
+  t.same(values, Array.from({ length: 200 }, (_, i) => String(i)), 'ioredis Cluster reads back every key');
+  t.equal(await cluster.incr('ioc:counter'), 1);
+  const slots = (await cluster.call('CLUSTER', 'SLOTS')) as unknown[][];
+  t.ok(slots.length > 3, 'CLUSTER SLOTS lists slot ranges');
+  t.equal(
+    slots.reduce((n, s) => n + (Number(s[1]) - Number(s[0]) + 1), 0),
+    16384,
+    'the ranges cover every slot once',
+  );
+  for (let i = 0; i < 20; i++) {
+    t.equal(await cli(nodes[i % 3]!.port, '-c', 'SET', `cli:${i}`, `v${i}`), 'OK');
+  }
+  for (let i = 0; i < 20; i++) t.equal(await cli(nodes[(i + 1) % 3]!.port, '-c', 'GET', `cli:${i}`), `v${i}`);
+  t.match(await cli(nodes[0]!.port, 'CLUSTER', 'NODES'), /myself,master/);
+});
