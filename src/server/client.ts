@@ -111,11 +111,11 @@ export class Client extends Session {
       const wrote = spec !== undefined && spec.writes;
       if (reply instanceof Promise) {
         this.busy = true;
-        const slot = this.held.length;
+        // Its slot stays the last one: nothing runs after it until it settles (sends only trim the front).
         this.held.push(null);
         reply.then(
-          (r) => this.settle(slot, r, wrote),
-          (err: unknown) => this.settle(slot, this.server.errorReply(err), wrote),
+          (r) => this.settle(r, wrote),
+          (err: unknown) => this.settle(this.server.errorReply(err), wrote),
         );
         break;
       }
@@ -126,8 +126,8 @@ export class Client extends Session {
     this.flush();
   }
 
-  private settle(slot: number, reply: Reply, wrote: boolean): void {
-    this.held[slot] = reply;
+  private settle(reply: Reply, wrote: boolean): void {
+    this.held[this.held.length - 1] = reply;
     // An async write's durability is waited for only once it has written.
     if (wrote) this.wroteSinceWait = true;
     this.busy = false;

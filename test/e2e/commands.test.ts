@@ -4,6 +4,7 @@
 // FLUSHALL and persistence across SIGTERM + restart, and the admin sidecar.
 
 import t, { type Test } from 'tap';
+import * as fs from 'node:fs';
 import * as http from 'node:http';
 import * as net from 'node:net';
 import { type NodeProcess, run, startNode } from './harness.js';
@@ -186,6 +187,7 @@ t.before(async () => {
 
 t.teardown(async () => {
   await node?.stop('SIGKILL');
+  if (node) fs.rmSync(node.dataDir, { recursive: true, force: true });
 });
 
 /** Stops the node with SIGTERM (it must exit 0) and starts it again on the same data directory. */

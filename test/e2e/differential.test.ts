@@ -9,6 +9,16 @@
 //
 // redis-server runs with `--databases 1` because a Distri-KV node has exactly
 // one database: that makes SELECT and CONFIG GET databases comparable.
+//
+// Differences kept on purpose (each compared through a normaliser where it shows):
+// - HELLO's version (we present 7.2.4) and every connection id;
+// - CONFIG GET appendonly: 'yes' (our store is an append-only log), Redis 'no' here;
+// - INFO, CLIENT LIST/INFO, COMMAND INFO tips and key specs, COMMAND DOCS arguments: contents;
+// - SCAN cursors and RANDOMKEY / KEYS order (our index, not Redis' hash table);
+// - CLUSTER KEYSLOT answers on a single node (Redis refuses CLUSTER without cluster mode);
+// - CLIENT SETINFO, CLIENT NO-TOUCH (Redis 7.2) and our CLUSTER OWNERS/RING/MEMBERS,
+//   CONSISTENCY: not in Redis 7.0, so not compared;
+// - expiry times past 2^53 ms (year 287396) are clamped to it: not compared.
 
 import t, { type Test } from 'tap';
 import { type ChildProcess, spawn } from 'node:child_process';
@@ -243,26 +253,17 @@ const unordered: Compare = (r, o) => {
   return JSON.stringify(ka) === JSON.stringify(kb) ? undefined : `redis ${JSON.stringify(ka)} vs ours ${JSON.stringify(kb)}`;
 };
 
-/** One SCAN step: cursors differ by design (ours walk our own index), so only the reply's shape and the keys' count bound are compared. */
+/** One SCAN step: cursors differ by design (ours walk our own index), so only the reply's shape is compared, and an empty final page must be empty on both. */
 const scanPage: Compare = (r, o) => {
   const a = decode(r);
   const b = decode(o);
   if (a.t === '-' || b.t === '-') return exact(r, o);
-  const d = sameShape(Buffer.from('*0\r\n'), Buffer.from('*0\r\n'));
-  if (d) return d;
   const [ac, ak] = items(a);
   const [bc, bk] = items(b);
-  if (ac!.t !== '$' || bc!.t !== '$' || !/^\d+$/.test(str(bc!))) return `cursor: ${show(r)} vs ${show(o)}`;
-  if (items(ak!).length === 0 !== (items(bk!).length === 0) && str(ac!) === '0' && str(bc!) === '0') return `keys: ${show(r)} vs ${show(o)}`;
+  if (items(a).length !== 2 || items(b).length !== 2 || ac!.t !== '$' || bc!.t !== '$' || !/^\d+$/.test(str(bc!))) return `shape: ${show(r)} vs ${show(o)}`;
+  if (ak!.t !== bk!.t) return `key list type: ${show(r)} vs ${show(o)}`;
+  if (str(ac!) === '0' && str(bc!) === '0' && items(ak!).length !== items(bk!).length) return `keys: ${show(r)} vs ${show(o)}`;
   return undefined;
-};
-
-/** Error replies compared by their first word only. */
-export const sameErrorCode: Compare = (r, o) => {
-  const a = decode(r);
-  const b = decode(o);
-  if (a.t !== '-' || b.t !== '-') return exact(r, o);
-  return str(a).split(' ')[0] === str(b).split(' ')[0] ? undefined : `redis ${show(r)} vs ours ${show(o)}`;
 };
 
 /** A small seeded PRNG (mulberry32), so every run sends the same sequences. */
@@ -1142,6 +1143,7 @@ t.teardown(async () => {
   redis?.kill('SIGTERM');
   await node?.stop('SIGTERM');
   if (redisDir) fs.rmSync(redisDir, { recursive: true, force: true });
+  if (node) fs.rmSync(node.dataDir, { recursive: true, force: true });
 });
 
 // --- The comparison ---------------------------------------------------------------------

@@ -6,6 +6,7 @@
 // be a clear reply, and the node must keep serving.
 
 import t from 'tap';
+import * as fs from 'node:fs';
 import * as net from 'node:net';
 import { type NodeProcess, startNode } from './harness.js';
 
@@ -147,6 +148,7 @@ t.before(async () => {
 
 t.teardown(async () => {
   await Promise.all([bulkNode?.stop('SIGKILL'), clientsNode?.stop('SIGKILL')]);
+  for (const n of [bulkNode, clientsNode]) if (n) fs.rmSync(n.dataDir, { recursive: true, force: true });
 });
 
 t.test('--bulk-bytes-max 1mb: bigger bulks are a protocol error', async (t) => {
@@ -259,6 +261,8 @@ t.test('--clients-max 5: the 6th connection is refused', async (t) => {
   t.equal(await extra.call('PING'), '+PONG\r\n', 'now a 6th connection is served');
   const seventh = await Conn.connect(clientsNode.port);
   t.equal(await seventh.untilClosed(), '-ERR max number of clients reached\r\n', 'and a 7th refused');
+  // Room again for the next test, which connects before these closes are noticed.
+  t.equal(await conns[0]!.call('CONFIG', 'SET', 'maxclients', '100'), '+OK\r\n');
   for (const c of [...conns, extra]) c.close();
 });
 

@@ -6,7 +6,9 @@
 // memory bounded and keep serving everybody else).
 
 import t from 'tap';
+import * as crypto from 'node:crypto';
 import * as fs from 'node:fs';
+import * as http from 'node:http';
 import * as net from 'node:net';
 import { type NodeProcess, startNode } from './harness.js';
 
@@ -149,6 +151,7 @@ t.before(async () => {
 
 t.teardown(async () => {
   await Promise.all([node?.stop('SIGKILL'), secured?.stop('SIGKILL')]);
+  for (const n of [node, secured]) if (n) fs.rmSync(n.dataDir, { recursive: true, force: true });
 });
 
 t.test('inline commands', async (t) => {
@@ -371,6 +374,62 @@ t.test('a client that never reads its replies is paused; memory stays bounded; o
   t.equal(await other.call('PING'), '+PONG\r\n', 'node fine after the slow client goes');
   t.equal(await other.call('STRLEN', 'slow:value'), `:${value.length}\r\n`);
   other.close();
+});
+
+t.test('-LOADING while a restarted node loads its data (best effort: needs the load to outlast the connect)', async (t) => {
+  let n = await startNode();
+  const c = await Conn.connect(n.port);
+  const value = crypto.randomBytes(1024 * 1024); // incompressible, so the load reads every byte
+  const keys = 250;
+  for (let i = 0; i < keys; i++) void c.write(encode(['SET', `load:${i}`, value]));
+  for (let i = 0; i < keys; i++) if ((await c.reply(30000)) !== '+OK\r\n') t.fail(`SET ${i}`);
+  c.close();
+  t.equal(await n.stop('SIGTERM'), 0);
+  n = await startNode({ dataDir: n.dataDir, waitFor: 'listening' });
+  try {
+    const d = await Conn.connect(n.port);
+    const loading = '-LOADING Redis is loading the dataset in memory\r\n';
+    let sawLoading = 0;
+    let sawInfoLoading = false;
+    let health503 = false;
+    let writesRefused = 0;
+    for (let i = 0; i < 2000; i++) {
+      const health = await new Promise<number>((resolve) => {
+        http.get({ host: '127.0.0.1', port: n.adminPort, path: '/health' }, (res) => {
+          res.resume();
+          resolve(res.statusCode ?? 0);
+        }).on('error', () => resolve(0));
+      });
+      if (health === 503) health503 = true;
+      const info = await d.call('INFO', 'persistence');
+      if (!info.startsWith('$')) t.fail(`INFO during loading: ${info}`);
+      if (/loading:1\r\n/.test(info)) sawInfoLoading = true;
+      const got = await d.call('GET', 'load:7');
+      if (got === loading) {
+        sawLoading++;
+        // A write right after: refused too, unless the load finished in between.
+        const del = await d.call('DEL', 'load:never');
+        if (del === loading) writesRefused++;
+        else if (del !== ':0\r\n') t.fail(`DEL during loading: ${del}`);
+        continue;
+      }
+      t.equal(got, `$${value.length}\r\n${value.toString('latin1')}\r\n`, 'after loading: the value');
+      break;
+    }
+    if (sawLoading === 0) {
+      t.comment('the node loaded its data before the first command arrived; -LOADING not observed');
+    } else {
+      t.pass(`${sawLoading} GETs answered -LOADING before the data was loaded`);
+      t.ok(sawInfoLoading, 'INFO answers during loading, with loading:1');
+      t.ok(writesRefused > 0 || sawLoading === 1, `writes answered -LOADING too (${writesRefused})`);
+      t.ok(health503, 'GET /health answered 503 during loading');
+    }
+    t.equal(await d.call('DBSIZE'), `:${keys}\r\n`, 'every key loaded');
+    d.close();
+  } finally {
+    await n.stop('SIGTERM');
+    fs.rmSync(n.dataDir, { recursive: true, force: true });
+  }
 });
 
 t.test('both nodes shut down cleanly on SIGTERM', async (t) => {
