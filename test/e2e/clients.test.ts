@@ -13,10 +13,6 @@ let node: NodeProcess;
 t.before(async () => {
   node = await startNode({ args: ['--log-level', 'info'] });
 });
-t.teardown(async () => {
-  const code = await node.stop('SIGTERM');
-  t.equal(code, 0, 'node exits 0 on SIGTERM');
-});
 
 type Call = (...args: Array<string | Buffer | number>) => Promise<unknown>;
 
@@ -170,4 +166,9 @@ t.test('redis-benchmark runs to the end without an error', async (t) => {
   for (const test of ['PING_INLINE', 'PING_MBULK', 'SET', 'GET', 'INCR', 'MSET']) {
     t.match(res.stdout, new RegExp(`${test}( \\(10 keys\\))?: [\\d.]+ requests per second`), `${test} completed`);
   }
+});
+
+t.test('SIGTERM: the node closes its clients, flushes and exits 0', async (t) => {
+  t.equal(await node.stop('SIGTERM'), 0);
+  t.ok(node.logs.some((l) => l.msg === 'shut down cleanly'), 'logged a clean shutdown');
 });

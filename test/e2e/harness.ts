@@ -28,8 +28,16 @@ export interface NodeProcess {
   stop(signal?: NodeJS.Signals): Promise<number | string>;
 }
 
+const madeDirs: string[] = [];
+// Temporary data directories go when the test process ends (nodes are gone by then).
+process.on('exit', () => {
+  for (const d of madeDirs) fs.rmSync(d, { recursive: true, force: true });
+});
+
 export function tempDir(prefix = 'dkv-test-'): string {
-  return fs.mkdtempSync(path.join(os.tmpdir(), prefix));
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), prefix));
+  madeDirs.push(dir);
+  return dir;
 }
 
 /** A port nobody listens on right now (the OS picks it). */
