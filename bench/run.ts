@@ -7,10 +7,11 @@
 
 import { type ChildProcess, spawn } from 'node:child_process';
 import * as fs from 'node:fs';
+import * as os from 'node:os';
 import * as path from 'node:path';
 import yargs from 'yargs';
 import { hideBin } from 'yargs/helpers';
-import { freePort, run, startNode, tempDir } from '../test/e2e/harness.js';
+import { freePort, run, startCluster, startNode, tempDir } from '../test/e2e/harness.js';
 
 interface Sample {
   rps: number;
@@ -87,6 +88,55 @@ export const median = (xs: number[]): number => {
 
 const fmt = (n: number): string => Math.round(n).toLocaleString('en-US');
 
+/** A 3-node cluster of ours (N=3, R=2, W=2), as the cluster benchmark runs it. */
+export async function startOurCluster(): Promise<{ ports: number[]; stop(): Promise<unknown> }> {
+  const nodes = await startCluster(3, { args: ['--fsync', 'everysec', '--replicas', '3', '--read-quorum', '2', '--write-quorum', '2', '--admin-port', '0'] });
+  return { ports: nodes.map((n) => n.port), stop: () => Promise.all(nodes.map((n) => n.stop('SIGTERM'))) };
+}
+
+interface Row {
+  key: string;
+  ours: Sample[];
+  other: Sample[];
+}
+
+function printTable(title: string, cols: [string, string], rows: Row[]): void {
+  console.log('');
+  console.log(`## ${title}`);
+  console.log('');
+  console.log(`| test | ${cols[0]} ops/s | ${cols[1]} ops/s | ratio | ${cols[0]} p50/p99 ms | ${cols[1]} p50/p99 ms |`);
+  console.log('|---|---:|---:|---:|---:|---:|');
+  const lat = (xs: Sample[]) => `${median(xs.map((x) => x.p50)).toFixed(3)} / ${median(xs.map((x) => x.p99)).toFixed(3)}`;
+  for (const r of rows) {
+    const o = median(r.ours.map((x) => x.rps));
+    const b = median(r.other.map((x) => x.rps));
+    console.log(`| ${r.key} | ${fmt(o)} | ${fmt(b)} | ${(o / b).toFixed(2)} | ${lat(r.ours)} | ${lat(r.other)} |`);
+  }
+}
+
+/** Runs the same benchmark against two targets, alternating which goes first, and collects samples per test. */
+async function sideBySide(
+  runs: number,
+  pipelines: number[],
+  a: (p: number) => Promise<Map<string, Sample>>,
+  b: (p: number) => Promise<Map<string, Sample>>,
+): Promise<Row[]> {
+  const rows = new Map<string, Row>();
+  for (const p of pipelines) {
+    for (let i = 0; i < runs; i++) {
+      for (const which of i % 2 === 0 ? ['a', 'b'] : ['b', 'a']) {
+        const res = await (which === 'a' ? a(p) : b(p));
+        for (const [test, s] of res) {
+          const key = `${test} P${p}`;
+          if (!rows.has(key)) rows.set(key, { key, ours: [], other: [] });
+          rows.get(key)![which === 'a' ? 'ours' : 'other'].push(s);
+        }
+      }
+    }
+  }
+  return [...rows.values()];
+}
+
 async function main(): Promise<void> {
   const argv = await yargs(hideBin(process.argv))
     .option('runs', { type: 'number', default: 3 })
@@ -94,6 +144,8 @@ async function main(): Promise<void> {
     .option('clients', { type: 'number', default: 50 })
     .option('pipelines', { type: 'string', default: '1,16' })
     .option('tests', { type: 'string', default: 'set,get' })
+    .option('single', { type: 'boolean', default: true, describe: 'run the single node vs redis part' })
+    .option('cluster', { type: 'boolean', default: true, describe: 'run the cluster vs single node part' })
     .strict()
     .parseAsync();
   const pipelines = argv.pipelines.split(',').map(Number);
@@ -101,34 +153,35 @@ async function main(): Promise<void> {
   const version = (await run('redis-server', ['--version'])).stdout.trim();
   console.log(`# Distri-KV vs ${version}`);
   console.log(`# redis-benchmark -c ${argv.clients} -n ${argv.requests} -t ${tests.join(',')} -P <p>, ${argv.runs} alternating runs each; medians`);
-  const ours = await startOurs();
-  const redis = await startRedis();
-  const samples = new Map<string, { ours: Sample[]; redis: Sample[] }>();
-  try {
-    for (const p of pipelines) {
-      for (let i = 0; i < argv.runs; i++) {
-        for (const target of i % 2 === 0 ? [ours, redis] : [redis, ours]) {
-          const res = await benchmark(target.port, ['-c', String(argv.clients), '-n', String(argv.requests), '-t', tests.join(','), '-P', String(p)]);
-          for (const [test, s] of res) {
-            const key = `${test} P${p}`;
-            if (!samples.has(key)) samples.set(key, { ours: [], redis: [] });
-            samples.get(key)![target === ours ? 'ours' : 'redis'].push(s);
-          }
-        }
-      }
+  console.log(`# machine: ${os.cpus().length} cores, ${os.cpus()[0]?.model ?? '?'}, load average ${os.loadavg()[0]!.toFixed(2)} at start`);
+  const bench = (ports: number | number[], p: number, clients = argv.clients) =>
+    benchmark(ports, ['-c', String(clients), '-n', String(argv.requests), '-t', tests.join(','), '-P', String(p)]);
+
+  if (argv.single) {
+    const ours = await startOurs();
+    const redis = await startRedis();
+    try {
+      const rows = await sideBySide(argv.runs, pipelines, (p) => bench(ours.port, p), (p) => bench(redis.port, p));
+      printTable('Single node: distri-kv vs redis-server (ratio = ours / redis)', ['distri-kv', 'redis'], rows);
+    } finally {
+      await ours.stop();
+      await redis.stop();
     }
-  } finally {
-    await ours.stop();
-    await redis.stop();
   }
-  console.log('');
-  console.log('| test | distri-kv ops/s | redis ops/s | ratio | distri-kv p50/p99 ms | redis p50/p99 ms |');
-  console.log('|---|---:|---:|---:|---:|---:|');
-  for (const [key, s] of samples) {
-    const o = median(s.ours.map((x) => x.rps));
-    const r = median(s.redis.map((x) => x.rps));
-    const lat = (xs: Sample[]) => `${median(xs.map((x) => x.p50)).toFixed(3)} / ${median(xs.map((x) => x.p99)).toFixed(3)}`;
-    console.log(`| ${key} | ${fmt(o)} | ${fmt(r)} | ${(o / r).toFixed(2)} | ${lat(s.ours)} | ${lat(s.redis)} |`);
+  if (argv.cluster) {
+    const single = await startOurs();
+    const cluster = await startOurCluster();
+    try {
+      const oneNode = await sideBySide(argv.runs, pipelines, (p) => bench(cluster.ports[0]!, p), (p) => bench(single.port, p));
+      printTable('3-node cluster (N=3 R=2 W=2) through one node vs one single node (ratio = cluster / single)', ['cluster', 'single'], oneNode);
+      // Spread: one redis-benchmark per node at once, the 50 clients split among them; rates add up.
+      const per = Math.ceil(argv.clients / cluster.ports.length);
+      const spread = await sideBySide(argv.runs, pipelines, (p) => bench(cluster.ports, p, per), (p) => bench(single.port, p));
+      printTable('3-node cluster spread over all nodes vs one single node (ratio = cluster / single)', ['cluster', 'single'], spread);
+    } finally {
+      await single.stop();
+      await cluster.stop();
+    }
   }
 }
 
