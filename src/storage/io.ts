@@ -24,9 +24,16 @@ export const io = {
   read(fd: number, buf: Buffer, offset: number, length: number, position: number): Promise<number> {
     return new Promise((resolve, reject) => fs.read(fd, buf, offset, length, position, done(resolve, reject)));
   },
-  /** One pwrite; may write fewer bytes than asked. */
-  write(fd: number, buf: Buffer, offset: number, length: number, position: number): Promise<number> {
-    return new Promise((resolve, reject) => fs.write(fd, buf, offset, length, position, done(resolve, reject)));
+  /**
+   * One pwrite; may write fewer bytes than asked. Synchronous, as Redis writes
+   * its AOF: a batch of one event-loop turn lands in the page cache in a few
+   * microseconds, far less than a round trip through libuv's thread pool,
+   * and the replies it covers can leave in the same turn. (fdatasync, which
+   * can take milliseconds, stays asynchronous.) A test may replace it with an
+   * async function to inject faults; callers accept either.
+   */
+  write(fd: number, buf: Buffer, offset: number, length: number, position: number): number | Promise<number> {
+    return fs.writeSync(fd, buf, offset, length, position);
   },
   fdatasync(fd: number): Promise<void> {
     return new Promise((resolve, reject) => fs.fdatasync(fd, doneVoid(resolve, reject)));
@@ -89,7 +96,8 @@ export async function writeFully(
 ): Promise<void> {
   let put = 0;
   while (put < length) {
-    const n = await io.write(fd, buf, offset + put, length - put, position + put);
+    const w = io.write(fd, buf, offset + put, length - put, position + put);
+    const n = typeof w === 'number' ? w : await w;
     if (n <= 0) throw Object.assign(new Error('write made no progress'), { code: 'EIO' });
     put += n;
   }
