@@ -41,7 +41,7 @@
 // Reserved bytes must be zero; a later version may give them a meaning
 // (and bump SEGMENT_FORMAT_VERSION if old readers must refuse the file).
 
-import { crc32c } from '@node-rs/crc32';
+import { crc32c } from './crc32c.js';
 
 export const SEGMENT_MAGIC = Buffer.from('DKVS', 'latin1');
 export const SEGMENT_FORMAT_VERSION = 1;
@@ -138,6 +138,16 @@ function assertU53(name: string, value: number): void {
 
 // --- records ---------------------------------------------------------------------
 
+/** Copies src into dst at `at`; a plain loop for the short keys and values that dominate (TypedArray.set has a fixed cost). */
+function copyInto(src: Uint8Array, dst: Buffer, at: number): void {
+  const n = src.length;
+  if (n > 64) {
+    dst.set(src, at);
+    return;
+  }
+  for (let i = 0; i < n; i++) dst[at + i] = src[i]!;
+}
+
 /** Total bytes a record with these key and stored-value lengths occupies. */
 export function recordLength(keyBytes: number, valueBytes: number): number {
   return RECORD_HEADER_BYTES + keyBytes + valueBytes;
@@ -171,10 +181,10 @@ export function encodeRecordInto(rec: RecordFields, buf: Buffer, offset: number)
   buf.writeUInt32LE(rec.value.length, offset + 16);
   writeU64(buf, rec.timestampMs, offset + 20);
   writeU64(buf, rec.expiresAtMs, offset + 28);
-  buf.set(rec.key, offset + RECORD_HEADER_BYTES);
-  buf.set(rec.value, offset + RECORD_HEADER_BYTES + rec.key.length);
-  buf.writeUInt32LE(crc32c(buf.subarray(offset + 8, offset + RECORD_HEADER_BYTES)), offset + 4);
-  buf.writeUInt32LE(crc32c(buf.subarray(offset + 4, offset + length)), offset);
+  copyInto(rec.key, buf, offset + RECORD_HEADER_BYTES);
+  copyInto(rec.value, buf, offset + RECORD_HEADER_BYTES + rec.key.length);
+  buf.writeUInt32LE(crc32c(buf, offset + 8, offset + RECORD_HEADER_BYTES), offset + 4);
+  buf.writeUInt32LE(crc32c(buf, offset + 4, offset + length), offset);
   return length;
 }
 
@@ -222,14 +232,14 @@ export function decodeRecord(
   if (type === RecordType.Tombstone && (valueLength !== 0 || flags !== 0)) {
     return { kind: 'corrupt', reason: 'tombstone with a value or flags' };
   }
-  if (crc32c(buf.subarray(offset + 8, offset + RECORD_HEADER_BYTES)) !== buf.readUInt32LE(offset + 4)) {
+  if (crc32c(buf, offset + 8, offset + RECORD_HEADER_BYTES) !== buf.readUInt32LE(offset + 4)) {
     return { kind: 'corrupt', reason: 'record header checksum mismatch' };
   }
 
   // The lengths are now trusted: running out of bytes means a torn record.
   const length = RECORD_HEADER_BYTES + keyLength + valueLength;
   if (available < length) return { kind: 'incomplete', needBytes: length };
-  if (crc32c(buf.subarray(offset + 4, offset + length)) !== buf.readUInt32LE(offset)) {
+  if (crc32c(buf, offset + 4, offset + length) !== buf.readUInt32LE(offset)) {
     return { kind: 'corrupt', reason: 'record checksum mismatch', length };
   }
 
@@ -263,7 +273,7 @@ export function encodeSegmentHeader(header: SegmentHeader): Buffer {
   buf[5] = header.flags;
   writeU64(buf, header.segmentId, 8);
   writeU64(buf, header.createdAtMs, 16);
-  buf.writeUInt32LE(crc32c(buf.subarray(0, 28)), 28);
+  buf.writeUInt32LE(crc32c(buf, 0, 28), 28);
   return buf;
 }
 
@@ -271,7 +281,7 @@ export function encodeSegmentHeader(header: SegmentHeader): Buffer {
 export function decodeSegmentHeader(buf: Buffer): SegmentHeaderResult {
   if (buf.length < SEGMENT_HEADER_BYTES) return { kind: 'incomplete', needBytes: SEGMENT_HEADER_BYTES };
   if (!buf.subarray(0, 4).equals(SEGMENT_MAGIC)) return { kind: 'corrupt', reason: 'bad magic' };
-  if (crc32c(buf.subarray(0, 28)) !== buf.readUInt32LE(28)) {
+  if (crc32c(buf, 0, 28) !== buf.readUInt32LE(28)) {
     return { kind: 'corrupt', reason: 'segment header checksum mismatch' };
   }
   // Checked after the crc so that a damaged byte reads as damage, not as a newer version.
