@@ -97,6 +97,7 @@ export class Client extends Session {
 
   /** Executes every complete request in the parser, in order, until one goes async or input runs out. */
   private run(): void {
+    this.server.markClock();
     while (!this.busy && !this.closing) {
       const args = this.parser.next();
       if (args === null) break;
