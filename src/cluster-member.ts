@@ -19,7 +19,7 @@ import { parseSeed, type Config } from './config.js';
 import * as C from './constants.js';
 import { SegmentReplica } from './kv/replica.js';
 import type { Logger } from './log.js';
-import { PeerTransport } from './peer/index.js';
+import { PeerTransport, isPeerError } from './peer/index.js';
 import type { CommandSpec } from './server/command.js';
 import type { Server } from './server/server.js';
 import { Session } from './server/session.js';
@@ -188,17 +188,33 @@ export class ClusterMember {
     if (session.forwarded) return undefined;
     const key = args[spec.firstKey];
     if (key === undefined) return undefined;
-    const target = this.coordinator.writeCoordinator(key, true);
-    if (target === this.nodeId) return undefined;
-    if (target === undefined) return Promise.reject(new Error('CLUSTERDOWN no reachable owner for the key'));
+    // Owners in preference order that this node believes up (itself always counts).
+    const line = this.coordinator.owners(key).filter((o) => o === this.nodeId || this.membership.isUp(o));
+    if (line.length === 0) return Promise.reject(new Error('CLUSTERDOWN no reachable owner for the key'));
+    if (line[0] === this.nodeId) return undefined;
+    return this.#forward(line, 0, session, spec, args);
+  }
+
+  /**
+   * Sends the command to line[i]; if that node refuses the connection (it died
+   * before the failure detector noticed), the next owner in line takes it,
+   * possibly this node.
+   */
+  #forward(line: NodeId[], i: number, session: Session, spec: CommandSpec, args: Buffer[]): Promise<Reply> {
+    const target = line[i]!;
+    if (target === this.nodeId) return Promise.resolve(spec.handler(session, args));
     const q = session.quorumLevels(this.coordinator.levels);
-    return this.transport
-      .request(target, { type: 'forward', args, resp3: session.resp3, r: q.r, w: q.w }, this.config.requestTimeoutMs * 3)
-      .then((m) => {
+    return this.transport.request(target, { type: 'forward', args, resp3: session.resp3, r: q.r, w: q.w }, this.config.requestTimeoutMs * 3).then(
+      (m) => {
         if (m.type === 'reply') return new RawReply(m.resp);
         if (m.type === 'error') throw new Error(m.message);
         throw new Error(`ERR unexpected answer ${m.type} to a forwarded command`);
-      });
+      },
+      (err: unknown) => {
+        if (isPeerError(err, 'UNREACHABLE') && i + 1 < line.length) return this.#forward(line, i + 1, session, spec, args);
+        throw err;
+      },
+    );
   }
 
   async #runForwarded(msg: Extract<PeerMessage, { type: 'forward' }>): Promise<PeerMessage> {

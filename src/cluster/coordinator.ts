@@ -221,17 +221,31 @@ export class Coordinator implements KeyValue {
     return Promise.all(keys.map((k) => this.#writeOrForward(k, 'delete', null, 0))).then((ns) => ns.reduce((a, b) => a + b, 0));
   }
 
-  /** A blind write (SET) or delete, coordinated here if this node owns the key, else by its first live owner. */
+  /**
+   * A blind write (SET) or delete, coordinated here if this node owns the key,
+   * else by its first live owner; an owner that refuses the connection (dead
+   * before the detector noticed) passes the turn to the next.
+   */
   #writeOrForward(key: Buffer, op: 'set' | 'delete', value: Buffer | null, expiresAtMs: number): Promise<number> {
-    const target = this.writeCoordinator(key, false);
-    if (target === undefined) return Promise.reject(new NoOwnerError('the key'));
-    if (target === this.ports.self) return this.coordinate(key, op, value, expiresAtMs);
+    const self = this.ports.self;
+    const owners = this.owners(key);
+    if (owners.includes(self)) return this.coordinate(key, op, value, expiresAtMs);
+    const line = owners.filter((o) => this.ports.isUp(o));
+    if (line.length === 0) return Promise.reject(new NoOwnerError('the key'));
     this.stats.forwardedWrites++;
     const { r, w } = this.quorum;
-    return this.#ask(target, { type: 'coordinate', op, key, value, expiresAtMs, r, w }).then((m) => {
-      if (m.type === 'count') return m.n;
-      throw new PeerReplyError(`ERR unexpected answer ${m.type} from ${target}`);
-    });
+    const attempt = (i: number): Promise<number> =>
+      this.#ask(line[i]!, { type: 'coordinate', op, key, value, expiresAtMs, r, w }).then(
+        (m) => {
+          if (m.type === 'count') return m.n;
+          throw new PeerReplyError(`ERR unexpected answer ${m.type} from ${line[i]}`);
+        },
+        (err: Error & { code?: string }) => {
+          if (err.code === 'UNREACHABLE' && i + 1 < line.length) return attempt(i + 1);
+          throw err;
+        },
+      );
+    return attempt(0);
   }
 
   /**

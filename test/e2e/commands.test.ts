@@ -8,20 +8,11 @@ import * as fs from 'node:fs';
 import * as http from 'node:http';
 import * as net from 'node:net';
 import { type NodeProcess, run, startNode } from './harness.js';
+import { type Arg, encode } from './resp-client.js';
 
 // --- A small RESP client that decodes replies ------------------------------------------
 
 type Value = string | number | bigint | Buffer | null | Value[] | Map<string, Value> | { error: string } | { set: Value[] };
-type Arg = string | Buffer | number;
-
-function encode(args: Arg[]): Buffer {
-  const parts: Buffer[] = [Buffer.from(`*${args.length}\r\n`)];
-  for (const a of args) {
-    const b = Buffer.isBuffer(a) ? a : Buffer.from(String(a));
-    parts.push(Buffer.from(`$${b.length}\r\n`), b, Buffer.from('\r\n'));
-  }
-  return Buffer.concat(parts);
-}
 
 /** Parses one reply at pos: [value, end] or undefined if incomplete. */
 function parse(buf: Buffer, pos: number): [Value, number] | undefined {

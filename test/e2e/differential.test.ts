@@ -23,123 +23,8 @@
 import t, { type Test } from 'tap';
 import { type ChildProcess, spawn } from 'node:child_process';
 import * as fs from 'node:fs';
-import * as net from 'node:net';
 import { type NodeProcess, freePort, run, startNode, tempDir } from './harness.js';
-
-// --- A raw RESP connection ----------------------------------------------------
-
-/** Index just past one complete RESP2/RESP3 reply starting at pos, or -1 if incomplete. */
-function frameEnd(buf: Buffer, pos: number): number {
-  if (pos >= buf.length) return -1;
-  const type = String.fromCharCode(buf[pos]!);
-  const cr = buf.indexOf('\r\n', pos);
-  if (cr < 0) return -1;
-  const line = buf.toString('latin1', pos + 1, cr);
-  const after = cr + 2;
-  switch (type) {
-    case '+': case '-': case ':': case '_': case ',': case '#': case '(':
-      return after;
-    case '$': case '!': case '=': {
-      const n = Number(line);
-      if (n < 0) return after;
-      return buf.length >= after + n + 2 ? after + n + 2 : -1;
-    }
-    case '*': case '~': case '%': case '>': case '|': {
-      let n = Number(line);
-      if (n < 0) return after;
-      if (type === '%' || type === '|') n *= 2;
-      let p = after;
-      for (let i = 0; i < n; i++) {
-        p = frameEnd(buf, p);
-        if (p < 0) return -1;
-      }
-      // An attribute precedes the reply it annotates.
-      return type === '|' ? frameEnd(buf, p) : p;
-    }
-    default:
-      throw new Error(`not RESP at ${pos}: ${JSON.stringify(buf.toString('latin1', pos, pos + 40))}`);
-  }
-}
-
-type Arg = string | Buffer | number;
-
-function encode(args: Arg[]): Buffer {
-  const parts: Buffer[] = [Buffer.from(`*${args.length}\r\n`)];
-  for (const a of args) {
-    const b = Buffer.isBuffer(a) ? a : Buffer.from(String(a));
-    parts.push(Buffer.from(`$${b.length}\r\n`), b, Buffer.from('\r\n'));
-  }
-  return Buffer.concat(parts);
-}
-
-class Conn {
-  private buf: Buffer = Buffer.alloc(0);
-  private wake: (() => void) | undefined;
-  closed = false;
-
-  private constructor(readonly sock: net.Socket) {
-    sock.on('data', (d: Buffer) => {
-      this.buf = this.buf.length === 0 ? d : Buffer.concat([this.buf, d]);
-      this.wake?.();
-    });
-    sock.on('close', () => {
-      this.closed = true;
-      this.wake?.();
-    });
-    sock.on('error', () => {});
-  }
-
-  static connect(port: number): Promise<Conn> {
-    return new Promise((resolve, reject) => {
-      const s = net.connect(port, '127.0.0.1', () => resolve(new Conn(s)));
-      s.once('error', reject);
-    });
-  }
-
-  write(data: Buffer | string): void {
-    this.sock.write(data);
-  }
-
-  /** The raw bytes of the next reply. */
-  async reply(timeoutMs = 5000): Promise<Buffer> {
-    const deadline = Date.now() + timeoutMs;
-    for (;;) {
-      const end = frameEnd(this.buf, 0);
-      if (end >= 0) {
-        const r = this.buf.subarray(0, end);
-        this.buf = this.buf.subarray(end);
-        return r;
-      }
-      if (this.closed) throw new Error(`connection closed; pending ${JSON.stringify(this.buf.toString('latin1'))}`);
-      const left = deadline - Date.now();
-      if (left <= 0) throw new Error(`no reply in ${timeoutMs} ms; pending ${JSON.stringify(this.buf.toString('latin1'))}`);
-      await new Promise<void>((resolve) => {
-        const timer = setTimeout(resolve, left);
-        this.wake = () => {
-          clearTimeout(timer);
-          resolve();
-        };
-      });
-      this.wake = undefined;
-    }
-  }
-
-  call(...args: Arg[]): Promise<Buffer> {
-    this.write(encode(args));
-    return this.reply();
-  }
-
-  /** Resolves true once the server has closed the connection (false after the timeout). */
-  async waitClosed(timeoutMs = 2000): Promise<boolean> {
-    const deadline = Date.now() + timeoutMs;
-    while (!this.closed && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
-    return this.closed;
-  }
-
-  close(): void {
-    this.sock.destroy();
-  }
-}
+import { type Arg, Conn } from './resp-client.js';
 
 // --- Decoding replies, for the comparisons that are not byte-exact --------------
 
@@ -1120,7 +1005,7 @@ async function startRedis(): Promise<void> {
   for (;;) {
     try {
       const c = await Conn.connect(redisPort);
-      const pong = await c.call('PING');
+      const pong = await c.callBytes('PING');
       c.close();
       if (pong.toString() === '+PONG\r\n') return;
     } catch {
@@ -1154,7 +1039,7 @@ const summary = { sequences: 0, steps: 0, exact: 0, normalised: 0, commands: new
 async function compareSteps(t: Test, name: string, r: Conn, o: Conn, steps: Step[]): Promise<void> {
   summary.sequences++;
   for (const st of steps) {
-    const [rr, or] = await Promise.all([r.call(...st.args), o.call(...st.args)]);
+    const [rr, or] = await Promise.all([r.callBytes(...st.args), o.callBytes(...st.args)]);
     const label = st.args.map((a) => (Buffer.isBuffer(a) ? `<${a.length} bytes>` : String(a).slice(0, 40))).join(' ');
     let diff: string | undefined;
     try {
@@ -1177,7 +1062,7 @@ async function pair(resp3: boolean): Promise<[Conn, Conn]> {
   const o = await Conn.connect(node.port);
   if (resp3) {
     for (const c of [r, o]) {
-      const hello = decode(await c.call('HELLO', 3));
+      const hello = decode(await c.callBytes('HELLO', 3));
       if (hello.t !== '%') throw new Error(`HELLO 3 did not answer a map: ${JSON.stringify(hello)}`);
     }
   }
@@ -1211,7 +1096,7 @@ for (const resp3 of [false, true]) {
       let cursor = '0';
       let rounds = 0;
       do {
-        const page = items(decode(await c.call('SCAN', cursor, ...opts)));
+        const page = items(decode(await c.callBytes('SCAN', cursor, ...opts)));
         cursor = str(page[0]!);
         for (const k of items(page[1]!)) seen.add(str(k));
         if (++rounds > 10000) throw new Error('SCAN never ended');
@@ -1285,12 +1170,12 @@ for (const resp3 of [false, true]) {
 
 t.test('COMMAND INFO: arity and key positions match Redis for every command we have', async (t) => {
   const [r, o] = await pair(false);
-  const ours = items(decode(await o.call('COMMAND')));
+  const ours = items(decode(await o.callBytes('COMMAND')));
   t.ok(ours.length >= 40, `we declare ${ours.length} commands`);
   for (const entry of ours) {
     const e = items(entry);
     const name = str(e[0]!);
-    const theirs = items(decode(await r.call('COMMAND', 'INFO', name)))[0]!;
+    const theirs = items(decode(await r.callBytes('COMMAND', 'INFO', name)))[0]!;
     if (theirs.v === null) {
       t.comment(`${name}: not a Redis 7.0 command`);
       continue;
@@ -1327,7 +1212,7 @@ t.test('COMMAND INFO: arity and key positions match Redis for every command we h
 
 t.test('wrong arity for every command, from the arity Redis declares', async (t) => {
   const [r, o] = await pair(false);
-  const ours = items(decode(await o.call('COMMAND'))).map((e) => items(e));
+  const ours = items(decode(await o.callBytes('COMMAND'))).map((e) => items(e));
   const steps: Array<Step & { info: string }> = [];
   for (const e of ours) {
     const name = str(e[0]!);
@@ -1356,7 +1241,7 @@ t.test('wrong arity for every command, from the arity Redis declares', async (t)
   // Only the commands Redis 7.0 also has (CLIENT SETINFO / NO-TOUCH came in 7.2; CLUSTER OWNERS etc. are ours).
   const known: Step[] = [];
   for (const st of steps) {
-    const info = items(decode(await r.call('COMMAND', 'INFO', st.info)))[0]!;
+    const info = items(decode(await r.callBytes('COMMAND', 'INFO', st.info)))[0]!;
     if (info.v !== null) known.push(st);
     else t.comment(`skipped (not a Redis 7.0 command): ${st.info}`);
   }
@@ -1400,7 +1285,7 @@ t.test('raw protocol: inline commands and protocol errors, byte for byte', async
       const replies: string[] = [];
       for (;;) {
         try {
-          replies.push((await c.reply(300)).toString('latin1'));
+          replies.push((await c.replyBytes(300)).toString('latin1'));
         } catch {
           break;
         }
@@ -1427,7 +1312,7 @@ t.test('RESET and QUIT', async (t) => {
       step(['GET', 'nope']),
       step(['CONFIG', 'GET', 'save']),
     ]);
-    const [a, b] = await Promise.all([r.call('QUIT'), o.call('QUIT')]);
+    const [a, b] = await Promise.all([r.callBytes('QUIT'), o.callBytes('QUIT')]);
     t.equal(b.toString(), a.toString(), 'QUIT answers as Redis');
     summary.commands.add('QUIT');
     summary.steps++;
@@ -1443,7 +1328,7 @@ t.test('summary', async (t) => {
   // Which of our commands were exercised (unknown names sent on purpose are not counted).
   const o = await Conn.connect(node.port);
   const table = new Set<string>();
-  for (const e of items(decode(await o.call('COMMAND'))).map(items)) {
+  for (const e of items(decode(await o.callBytes('COMMAND'))).map(items)) {
     const name = str(e[0]!).toUpperCase();
     table.add(name);
     for (const sub of items(e[9]!).map(items)) table.add(str(sub[0]!).toUpperCase().replace('|', ' '));
