@@ -100,6 +100,7 @@ export class ClusterMember {
         self: nodeId,
         clock: systemClock,
         hlc: this.hlc,
+        random: systemRandom,
         transport: this.transport,
         replica: this.replica,
         ring: () => this.ring,

@@ -14,7 +14,7 @@
 import type { Entry, KeyValue, ScanPage, Update } from '../kv/keyvalue.js';
 import { KeyLocks } from '../kv/locks.js';
 import type { HybridClock } from './hlc.js';
-import type { Clock, ReplicaStore, Transport } from './ports.js';
+import { type Clock, type Random, type ReplicaStore, type Transport, randomInt } from './ports.js';
 import { QuorumTally } from './quorum.js';
 import type { Ring } from './ring.js';
 import type { NodeId, PeerMessage, Sibling, VersionedObject } from './types.js';
@@ -30,6 +30,7 @@ export interface CoordinatorPorts {
   /** Wall clock (expiry). */
   clock: Clock;
   hlc: HybridClock;
+  random: Random;
   transport: Transport;
   replica: ReplicaStore;
   /** The current ring (it changes with membership). */
@@ -442,9 +443,9 @@ export class Coordinator implements KeyValue {
     const nodes = this.ports.ring().nodes;
     // A step of SCAN from a random node; a few tries cover an unlucky empty node.
     for (let attempt = 0; attempt < 8 && nodes.length > 0; attempt++) {
-      const index = Math.floor(Math.random() * nodes.length);
+      const index = randomInt(this.ports.random, nodes.length);
       const page = await this.scan(String(index), 20);
-      if (page.keys.length > 0) return page.keys[Math.floor(Math.random() * page.keys.length)];
+      if (page.keys.length > 0) return page.keys[randomInt(this.ports.random, page.keys.length)];
     }
     const first = await this.scan('0', 100);
     return first.keys[0];

@@ -166,7 +166,7 @@ export class Client extends Session {
 
   /** Replaces the replies of the first n held that were acknowledgements of writes by the disk error. */
   private failWrites(n: number, err: Error): void {
-    const reply = this.server.diskErrorReply(err);
+    const reply = this.server.errorReply(err); // a StorageWriteError: -MISCONF ...
     for (let i = 0; i < n; i++) {
       const r = this.held[i];
       // Acknowledgements of writes are +OK or integers/bulks; we cannot tell a

@@ -21,12 +21,10 @@ export const Err = {
   ),
   loading: new ErrorReply('LOADING Redis is loading the dataset in memory'),
   dbIndexOutOfRange: new ErrorReply('ERR DB index is out of range'),
-  selectNotAllowed: new ErrorReply('ERR SELECT is not allowed in cluster mode'),
   invalidCursor: new ErrorReply('ERR invalid cursor'),
   offsetOutOfRange: new ErrorReply('ERR offset is out of range'),
   stringTooLong: new ErrorReply('ERR string exceeds maximum allowed size (proto-max-bulk-len)'),
   maxClients: new ErrorReply('ERR max number of clients reached'),
-  timeoutNotInteger: new ErrorReply('ERR timeout is not an integer or out of range'),
   clientNameSpaces: new ErrorReply('ERR Client names cannot contain spaces, newlines or special characters.'),
 } as const;
 

@@ -263,10 +263,6 @@ export class Server {
     return new ErrorReply(`ERR internal error: ${e?.message ?? String(err)}`);
   }
 
-  diskErrorReply(err: Error): ErrorReply {
-    return diskWriteFailed(err.message);
-  }
-
   whenDurable(cb: (err: Error | null) => void): void {
     if (this.kv === undefined) cb(null);
     else this.kv.whenDurable(cb);

@@ -8,22 +8,14 @@ import t from 'tap';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { Redis } from 'ioredis';
+import { seededRandom } from '../../src/cluster/ports.js';
 import { RECORD_HEADER_BYTES, SEGMENT_HEADER_BYTES } from '../../protocol/record.js';
 import { type NodeProcess, startNode, tempDir } from '../e2e/harness.js';
 
-function seededRandom(seed: number): () => number {
-  let s = seed >>> 0;
-  return () => {
-    s = (s + 0x6d2b79f5) >>> 0;
-    let x = s;
-    x = Math.imul(x ^ (x >>> 15), x | 1);
-    x ^= x + Math.imul(x ^ (x >>> 7), x | 61);
-    return ((x ^ (x >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 const seed = Number(process.env.CRASH_SEED ?? Date.now() % 100000);
-const random = seededRandom(seed);
+const rng = seededRandom(seed);
+const random = (): number => rng.next();
 const rounds = Number(process.env.CRASH_ROUNDS ?? 6);
 
 t.comment(`crash test seed ${seed} (rerun with CRASH_SEED=${seed})`);

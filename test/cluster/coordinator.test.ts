@@ -1,0 +1,150 @@
+// The quorum engine in one process: three coordinators over in-memory replica
+// stores and a fake network that can take nodes down, with each node's own
+// (possibly skewed) clock. Quorum tally, read/write quorums, read repair and
+// causality that does not depend on wall clocks are tested here.
+
+import t from 'tap';
+import { Coordinator, type Quorum } from '../../src/cluster/coordinator.js';
+import { HybridClock } from '../../src/cluster/hlc.js';
+import { type Clock, type ReplicaStore, type Transport, seededRandom } from '../../src/cluster/ports.js';
+import { QuorumTally } from '../../src/cluster/quorum.js';
+import { Ring } from '../../src/cluster/ring.js';
+import type { NodeId, PeerMessage, VersionedObject } from '../../src/cluster/types.js';
+import { merge } from '../../src/cluster/version.js';
+import { member, nodeId } from './helpers.js';
+
+class MemoryReplica implements ReplicaStore {
+  readonly data = new Map<string, VersionedObject>();
+  read(key: Buffer): VersionedObject | null {
+    return this.data.get(key.toString('latin1')) ?? null;
+  }
+  apply(key: Buffer, object: VersionedObject): void {
+    const k = key.toString('latin1');
+    const cur = this.data.get(k);
+    this.data.set(k, cur === undefined ? object : merge(cur, object));
+  }
+  whenDurable(cb: (err: Error | null) => void): void {
+    queueMicrotask(() => cb(null));
+  }
+  scan(_cursor: number, _count: number): { cursor: number; keys: Buffer[] } {
+    return { cursor: 0, keys: [...this.data.keys()].map((k) => Buffer.from(k, 'latin1')) };
+  }
+  keys(): Iterable<Buffer> {
+    return [...this.data.keys()].map((k) => Buffer.from(k, 'latin1'));
+  }
+  async clear(): Promise<void> {
+    this.data.clear();
+  }
+}
+
+/** Three nodes; `down` nodes refuse every request, as a dead peer does. */
+function cluster(skewMs: number[] = [0, 0, 0], quorum: Quorum = { r: 2, w: 2 }) {
+  const ids = [nodeId(1), nodeId(2), nodeId(3)];
+  const ring = new Ring(ids.map((id) => member(id)), { replicas: 3, vnodesPerWeight: 16 });
+  const down = new Set<NodeId>();
+  const coords = new Map<NodeId, Coordinator>();
+  const replicas = new Map<NodeId, MemoryReplica>();
+  let wall = 1_800_000_000_000;
+  ids.forEach((id, i) => {
+    const clock: Clock = { now: () => wall + skewMs[i]! };
+    const transport: Transport = {
+      request: (to: NodeId, msg: PeerMessage) => {
+        if (down.has(to) || down.has(id)) return Promise.reject(Object.assign(new Error(`node ${to} is unreachable`), { code: 'UNREACHABLE' }));
+        return Promise.resolve().then(() => coords.get(to)!.handle(msg)!);
+      },
+      requestAddress: () => Promise.reject(new Error('not used')),
+    };
+    const replica = new MemoryReplica();
+    replicas.set(id, replica);
+    coords.set(
+      id,
+      new Coordinator(
+        { self: id, clock, hlc: new HybridClock(clock), random: seededRandom(i), transport, replica, ring: () => ring, isUp: (x) => !down.has(x) },
+        { quorum, requestTimeoutMs: 100, siblingsMax: 64 },
+      ),
+    );
+  });
+  const tick = (ms: number) => (wall += ms);
+  return { ids, coords: ids.map((id) => coords.get(id)!), replicas: ids.map((id) => replicas.get(id)!), down, tick };
+}
+
+const k = (s: string) => Buffer.from(s);
+const settle = () => new Promise((r) => setImmediate(r));
+
+t.test('quorum tally: met at `need` answers, failed once unreachable, late answers still collected', async (t) => {
+  const tally = new QuorumTally<number>(['a', 'b', 'c'], 2);
+  tally.answer('a', 1);
+  t.equal(tally.state, 'pending');
+  tally.fail('b', 'TIMEOUT');
+  t.equal(tally.state, 'pending', 'one failure still leaves two of three possible');
+  tally.answer('c', 3);
+  t.equal(tally.state, 'met');
+  t.ok(tally.settled);
+  const failing = new QuorumTally<number>(['a', 'b', 'c'], 2);
+  failing.answer('a', 1);
+  failing.fail('b', 'UNREACHABLE');
+  failing.fail('c', 'UNREACHABLE');
+  t.equal(await failing.decided(), 'failed');
+  t.match(failing.describe(), /^1 of 2 needed \(3 asked; /);
+  t.throws(() => new QuorumTally(['a'], 2), /impossible/);
+});
+
+t.test('a write through one node is read through every other', async (t) => {
+  const c = cluster();
+  await c.coords[0]!.set(k('x'), k('one'), 0);
+  for (const node of c.coords) t.same((await node.get(k('x')))?.value, k('one'));
+  t.equal(await c.coords[2]!.delete([k('x'), k('nope')]), 1);
+  for (const node of c.coords) t.equal(await node.get(k('x')), undefined, 'the tombstone is seen everywhere');
+});
+
+t.test('one node down changes nothing; two down fail both quorums with a count', async (t) => {
+  const c = cluster();
+  c.down.add(c.ids[2]!);
+  await c.coords[0]!.set(k('y'), k('v'), 0);
+  t.same((await c.coords[1]!.get(k('y')))?.value, k('v'));
+  c.down.add(c.ids[1]!);
+  await t.rejects(c.coords[0]!.set(k('y'), k('w'), 0), /^TRYAGAIN write quorum not reached: 1 of 2 needed/);
+  await t.rejects(c.coords[0]!.get(k('y')), /^TRYAGAIN read quorum not reached: 1 of 2 needed/);
+  const one = c.coords[0]!.withQuorum({ r: 1, w: 1 });
+  t.same((await one.get(k('y')))?.value, k('w'), 'the failed write was not rolled back on the node that took it');
+});
+
+t.test('a write that follows another supersedes it even when its node clock is far behind', async (t) => {
+  // Node 3's clock runs two minutes slow: past the HLC's drift bound, so only causality can order the writes.
+  const c = cluster([0, 0, -120_000]);
+  // Node 3 misses the first write, so only the context it reads from the other owners orders its own.
+  c.down.add(c.ids[2]!);
+  await c.coords[0]!.set(k('z'), k('first'), 0);
+  c.down.clear();
+  t.equal(c.replicas[2]!.read(k('z')), null, 'node 3 missed the first write');
+  c.tick(10);
+  await c.coords[2]!.set(k('z'), k('second'), 0);
+  await settle();
+  for (const node of c.coords) t.same((await node.get(k('z')))?.value, k('second'));
+  for (const r of c.replicas) t.ok((r.read(k('z'))?.siblings.length ?? 0) <= 1, 'no sibling left for the superseded write');
+});
+
+t.test('concurrent writes are kept as siblings and resolved the same way everywhere; reads repair', async (t) => {
+  const c = cluster([0, 0, 0], { r: 1, w: 1 });
+  // Partition: node 1 and node 3 each write alone.
+  c.down.add(c.ids[1]!);
+  c.down.add(c.ids[2]!);
+  await c.coords[0]!.set(k('s'), k('from-1'), 0);
+  c.down.clear();
+  c.down.add(c.ids[0]!);
+  c.down.add(c.ids[1]!);
+  c.tick(5);
+  await c.coords[2]!.set(k('s'), k('from-3'), 0);
+  c.down.clear();
+  const all = c.coords[1]!.withQuorum({ r: 3, w: 2 });
+  const v = (await all.get(k('s')))?.value.toString();
+  t.equal(v, 'from-3', 'the later HLC wins among concurrent siblings');
+  await settle();
+  await settle();
+  for (const r of c.replicas) t.equal(r.read(k('s'))?.siblings.length, 2, 'read repair gave every replica both siblings');
+  for (const node of c.coords) t.equal((await node.get(k('s')))?.value.toString(), 'from-3');
+  // A later write supersedes both siblings.
+  await c.coords[1]!.set(k('s'), k('after'), 0);
+  await settle();
+  for (const r of c.replicas) t.equal(r.read(k('s'))?.siblings.length, 1);
+});
