@@ -5,17 +5,23 @@
 //
 // All integers are little-endian. A segment file is:
 //
-//   segment header (32 bytes)
+//   segment header (40 bytes)
 //   offset size field
 //        0    4 magic          "DKVS" (0x44 0x4b 0x56 0x53)
-//        4    1 version        SEGMENT_FORMAT_VERSION (1)
+//        4    1 version        SEGMENT_FORMAT_VERSION (2)
 //        5    1 flags          bit 0: this segment starts a new generation;
 //                              every segment with a lower id is obsolete (FLUSHALL)
+//                              bit 1: written by a compaction (informational:
+//                              protocol/commit.ts decides validity)
 //        6    2 reserved       0
 //        8    8 segmentId      u64, also the file name (000000000001.seg)
 //       16    8 createdAtMs    u64 wall clock when the segment was started
-//       24    4 reserved       0
-//       28    4 headerCrc      CRC32C of bytes 0..27
+//       24    8 orderKey       u64 where the segment's records sit in the log's
+//                              order: segments replay by (orderKey, segmentId).
+//                              A segment's own id, except for a compaction's
+//                              output, which takes its newest input's orderKey
+//       32    4 reserved       0
+//       36    4 headerCrc      CRC32C of bytes 0..35
 //
 //   then records, back to back, each:
 //   offset size field
@@ -44,15 +50,17 @@
 import { crc32c } from './crc32c.js';
 
 export const SEGMENT_MAGIC = Buffer.from('DKVS', 'latin1');
-export const SEGMENT_FORMAT_VERSION = 1;
-export const SEGMENT_HEADER_BYTES = 32;
+export const SEGMENT_FORMAT_VERSION = 2;
+export const SEGMENT_HEADER_BYTES = 40;
 export const RECORD_HEADER_BYTES = 36;
 
 export const SegmentFlag = {
   /** Every segment with a lower id is obsolete (written by FLUSHALL). */
   GenerationStart: 1,
+  /** Written by a compaction. Informational: validity comes from the file's name and protocol/commit.ts. */
+  CompactionOutput: 2,
 } as const;
-const segmentFlagsKnown = SegmentFlag.GenerationStart;
+const segmentFlagsKnown = SegmentFlag.GenerationStart | SegmentFlag.CompactionOutput;
 
 export const RecordType = {
   Put: 1,
@@ -109,6 +117,8 @@ export interface SegmentHeader {
   segmentId: number;
   createdAtMs: number;
   flags: number;
+  /** Replay position: segments replay by (orderKey, segmentId). */
+  orderKey: number;
 }
 
 export type SegmentHeaderResult =
@@ -264,6 +274,7 @@ export function decodeRecord(
 export function encodeSegmentHeader(header: SegmentHeader): Buffer {
   assertU53('segmentId', header.segmentId);
   assertU53('createdAtMs', header.createdAtMs);
+  assertU53('orderKey', header.orderKey);
   if ((header.flags & ~segmentFlagsKnown) !== 0 || header.flags < 0) {
     throw new RangeError(`unknown segment flags ${header.flags}`);
   }
@@ -273,7 +284,8 @@ export function encodeSegmentHeader(header: SegmentHeader): Buffer {
   buf[5] = header.flags;
   writeU64(buf, header.segmentId, 8);
   writeU64(buf, header.createdAtMs, 16);
-  buf.writeUInt32LE(crc32c(buf, 0, 28), 28);
+  writeU64(buf, header.orderKey, 24);
+  buf.writeUInt32LE(crc32c(buf, 0, 36), 36);
   return buf;
 }
 
@@ -281,7 +293,7 @@ export function encodeSegmentHeader(header: SegmentHeader): Buffer {
 export function decodeSegmentHeader(buf: Buffer): SegmentHeaderResult {
   if (buf.length < SEGMENT_HEADER_BYTES) return { kind: 'incomplete', needBytes: SEGMENT_HEADER_BYTES };
   if (!buf.subarray(0, 4).equals(SEGMENT_MAGIC)) return { kind: 'corrupt', reason: 'bad magic' };
-  if (crc32c(buf, 0, 28) !== buf.readUInt32LE(28)) {
+  if (crc32c(buf, 0, 36) !== buf.readUInt32LE(36)) {
     return { kind: 'corrupt', reason: 'segment header checksum mismatch' };
   }
   // Checked after the crc so that a damaged byte reads as damage, not as a newer version.
@@ -292,6 +304,8 @@ export function decodeSegmentHeader(buf: Buffer): SegmentHeaderResult {
   if ((flags & ~segmentFlagsKnown) !== 0) return { kind: 'corrupt', reason: `unknown segment flags ${flags}` };
   const segmentId = readU64(buf, 8);
   const createdAtMs = readU64(buf, 16);
-  if (segmentId < 0 || createdAtMs < 0) return { kind: 'corrupt', reason: 'segment id out of range' };
-  return { kind: 'ok', header: { segmentId, createdAtMs, flags } };
+  const orderKey = readU64(buf, 24);
+  if (segmentId < 0 || createdAtMs < 0 || orderKey < 0) return { kind: 'corrupt', reason: 'segment id out of range' };
+  if (buf.readUInt16LE(6) !== 0 || buf.readUInt32LE(32) !== 0) return { kind: 'corrupt', reason: 'reserved bytes not zero' };
+  return { kind: 'ok', header: { segmentId, createdAtMs, flags, orderKey } };
 }

@@ -32,6 +32,12 @@ export const segmentBytesMaxDefault = 256 * MiB;
 export const compressBytesMinDefault = 1 * KiB;
 /** zstd level for values (3 is zstd's default: fast, good ratio). */
 export const compressLevelDefault = 3;
+/** Sealed segments with at least this share of dead bytes get compacted. */
+export const compactionMinDeadRatioDefault = 0.3;
+/** Compaction's I/O budget (read plus written), MB/s; 0 = unthrottled. */
+export const compactionRateMBDefault = 64;
+/** Tombstones stay at least this long (Cassandra's gc_grace_seconds default is 10 days). */
+export const tombstoneGraceSecondsDefault = 10 * 24 * 3600;
 /** Budget of the hot value cache. */
 export const cacheBytesDefault = 256 * MiB;
 /** Largest key the store accepts (Redis allows 512 MB; a key is held in RAM in the index). */
@@ -69,6 +75,14 @@ export const writeBatchBytesInitial = 64 * KiB;
 export const recoveryReadBytes = 4 * MiB;
 /** Bytes charged to the hot cache per entry on top of key and value (object and list overhead). */
 export const cacheEntryOverheadBytes = 64;
+/** Compaction and hint jobs read and write in chunks of this size, yielding to the event loop between them. */
+export const compactionChunkBytes = 1 * MiB;
+/** A compaction's index switch yields to the event loop after this many keys. */
+export const compactionRelocateBatch = 10_000;
+/** How often the background compactor looks for work. */
+export const compactionCheckIntervalMs = 1000;
+/** Most input bytes one compaction takes (it keeps ~40 B per copied key in memory until its commit). */
+export const compactionInputBytesMax = 512 * MiB;
 /** Name of the lock file that keeps a second process out of a data directory. */
 export const lockFileName = 'LOCK';
 

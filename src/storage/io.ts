@@ -58,6 +58,9 @@ export const io = {
   mkdir(path: string): Promise<void> {
     return fs.promises.mkdir(path, { recursive: true }).then(() => undefined);
   },
+  rename(from: string, to: string): Promise<void> {
+    return fs.promises.rename(from, to);
+  },
   link(existing: string, created: string): Promise<void> {
     return fs.promises.link(existing, created);
   },
@@ -111,4 +114,22 @@ export async function fsyncDir(dir: string): Promise<void> {
   } finally {
     await io.close(fd);
   }
+}
+
+/**
+ * Writes a whole small file so that it appears complete or not at all: to
+ * `path.tmp`, fdatasync, rename over `path`, and (if `syncDir`) fsync of the
+ * directory so the rename itself survives a power cut.
+ */
+export async function writeFileAtomic(dir: string, path: string, data: Buffer, syncDir: boolean): Promise<void> {
+  const tmp = `${path}.tmp`;
+  const fd = await io.open(tmp, 'w');
+  try {
+    await writeFully(fd, data, 0, data.length, 0);
+    await io.fdatasync(fd);
+  } finally {
+    await io.close(fd);
+  }
+  await io.rename(tmp, path);
+  if (syncDir) await fsyncDir(dir);
 }

@@ -17,7 +17,7 @@
 //
 // Never throws on damaged bytes; only I/O errors (EIO on read, EACCES) fail open().
 
-import { basename } from 'node:path';
+import { basename, dirname, join } from 'node:path';
 import type { Logger } from 'pino';
 import {
   decodeRecord,
@@ -28,10 +28,12 @@ import {
   SegmentFlag,
 } from '../../protocol/record.js';
 import type { DecodedRecord, DecodeResult, RecordLimits } from '../../protocol/record.js';
+import { decodeCommit } from '../../protocol/commit.js';
+import { decodeHintFile } from '../../protocol/hint.js';
 import { recoveryReadBytes } from '../constants.js';
 import { fsyncDir, io, readFully } from './io.js';
 import type { KeyIndex } from './index.js';
-import { Segment } from './segment.js';
+import { classifyFileName, dataFileName, Segment } from './segment.js';
 import type { RecoveryStats } from './types.js';
 
 export interface RecoveryOptions {
@@ -44,8 +46,10 @@ export interface RecoveryOptions {
 }
 
 export interface RecoveryResult {
-  /** Segments with a valid header, opened for reading and sealed, in id order. */
+  /** Segments with a valid header, opened for reading and sealed, in replay order. */
   segments: Segment[];
+  /** Those of them that had no usable hint file (the store writes one later). */
+  segmentsWithoutHint: Segment[];
   /** Files kept but ignored (damaged header); clear() deletes them. */
   damagedFiles: string[];
   /** Larger than every segment id seen on disk, damaged files included. */
@@ -59,6 +63,8 @@ interface FoundFile {
   fd: number;
   size: number;
   generation: boolean;
+  compactionOutput: boolean;
+  orderKey: number;
 }
 
 export function emptyRecoveryStats(): RecoveryStats {
@@ -72,17 +78,19 @@ export function emptyRecoveryStats(): RecoveryStats {
     corruptBytesSkipped: 0,
     segmentsSkipped: 0,
     obsoleteSegmentsDeleted: 0,
+    hintsUsed: 0,
+    hintsRejected: 0,
+    compactionsFinished: 0,
+    compactionsUndone: 0,
   };
 }
 
 export async function recover(opts: RecoveryOptions): Promise<RecoveryResult> {
   const { dir, logger } = opts;
   const stats = emptyRecoveryStats();
-  const ids = (await io.readdir(dir))
-    .map((name) => Segment.parseFileName(name))
-    .filter((id): id is number => id !== undefined)
-    .sort((a, b) => a - b);
-  const nextSegmentId = ids.length > 0 ? ids[ids.length - 1]! + 1 : 1;
+  const files = await finishCompactions(dir, logger, stats);
+  const ids = files.segments;
+  const nextSegmentId = Math.max(0, ...ids, ...files.otherIds) + 1;
 
   // Headers first: the generation flag decides which files matter at all.
   const found: FoundFile[] = [];
@@ -113,33 +121,206 @@ export async function recover(opts: RecoveryOptions): Promise<RecoveryResult> {
     for (const p of [...obsolete.map((f) => f.path), ...obsoleteDamaged]) {
       logger.info({ file: p }, `storage: deleting ${p}: made obsolete by generation ${generation.id} (FLUSHALL)`);
       await io.unlink(p);
+      await unlinkIfExists(hintPathOf(p));
       stats.obsoleteSegmentsDeleted++;
     }
     if (obsolete.length + obsoleteDamaged.length > 0) await fsyncDir(dir);
   }
 
+  // Replay order is (orderKey, id): a compaction's output sits where its inputs sat.
+  live.sort(Segment.compare);
+  // Only the segment that was active can end in a torn write; a compaction's
+  // outputs were fsynced before their commit.
+  const lastId = Math.max(-1, ...live.filter((f) => !f.compactionOutput).map((f) => f.id));
   const bytesTotal = live.reduce((n, f) => n + f.size, 0);
   let bytesBefore = 0;
   const segments: Segment[] = [];
+  const segmentsWithoutHint: Segment[] = [];
   try {
-    for (let i = 0; i < live.length; i++) {
-      const f = live[i]!;
-      const scanner = new SegmentScanner(f, i === live.length - 1, opts, stats, (done) =>
-        opts.onProgress?.(bytesBefore + done, bytesTotal),
-      );
-      const size = await scanner.scan();
-      stats.segmentsScanned++;
+    for (const f of live) {
+      let size = f.size;
+      const hinted = files.hints.has(f.id) && (await applyHintFile(f, opts, stats));
+      if (!hinted) {
+        const scanner = new SegmentScanner(f, f.id === lastId, opts, stats, (done) =>
+          opts.onProgress?.(bytesBefore + done, bytesTotal),
+        );
+        size = await scanner.scan();
+        stats.segmentsScanned++;
+      }
       bytesBefore += f.size;
       opts.onProgress?.(bytesBefore, bytesTotal);
-      const seg = Segment.inDir(dir, f.id, f.generation);
+      const seg = new Segment(f.id, f.path, f.generation, f.orderKey, f.compactionOutput);
       seg.adoptSealed(f.fd, size);
       segments.push(seg);
+      if (!hinted) segmentsWithoutHint.push(seg);
     }
   } catch (err) {
     for (const f of live) await io.close(f.fd).catch(() => undefined);
     throw err;
   }
-  return { segments, damagedFiles, nextSegmentId, stats };
+  return { segments, segmentsWithoutHint, damagedFiles, nextSegmentId, stats };
+}
+
+function hintPathOf(segmentPath: string): string {
+  return join(dirname(segmentPath), dataFileName('hint', Segment.parseFileName(basename(segmentPath))!));
+}
+
+async function unlinkIfExists(path: string): Promise<boolean> {
+  try {
+    await io.unlink(path);
+    return true;
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return false;
+    throw err;
+  }
+}
+
+interface DirListing {
+  /** Ids of the .seg files, ascending. */
+  segments: number[];
+  /** Ids with a .hint file. */
+  hints: Set<number>;
+  /** Ids of every other numbered file (so that no id is ever reused). */
+  otherIds: number[];
+}
+
+/**
+ * Finishes or undoes the compactions a crash interrupted (the protocol is in
+ * docs/storage.md and src/storage/compactor.ts), removes leftovers of
+ * unfinished atomic writes, and lists what remains.
+ *
+ * - A valid commit file: its outputs are renamed from .compacting to .seg (if
+ *   not yet), then its inputs and their hints are deleted, then the commit file.
+ * - No commit file: .compacting files are an unfinished compaction and are
+ *   deleted; the inputs were never touched.
+ * - A damaged commit file is left alone with every .compacting file: without
+ *   it nobody can tell which of the two sets is the truth, so both stay, the
+ *   inputs are used, and the log says so.
+ */
+async function finishCompactions(dir: string, logger: Logger, stats: RecoveryStats): Promise<DirListing> {
+  const names = await io.readdir(dir);
+  const byKind = { segment: new Set<number>(), compacting: new Set<number>(), hint: new Set<number>(), commit: [] as number[] };
+  let changed = false;
+  for (const name of names) {
+    const f = classifyFileName(name);
+    if (f.kind === 'temporary') {
+      logger.info({ file: join(dir, name) }, `storage: deleting ${name}: an unfinished write`);
+      await io.unlink(join(dir, name));
+      changed = true;
+    } else if (f.kind === 'commit') byKind.commit.push(f.id);
+    else if (f.kind !== 'other') byKind[f.kind].add(f.id);
+  }
+  const otherIds = [...byKind.compacting, ...byKind.commit];
+
+  let damagedCommit = false;
+  for (const id of byKind.commit.sort((a, b) => a - b)) {
+    const path = join(dir, dataFileName('commit', id));
+    const r = decodeCommit(await io.readFile(path));
+    if (r.kind === 'corrupt') {
+      damagedCommit = true;
+      logger.error({ file: path, offset: 0, reason: r.reason }, `storage: damaged compaction commit file ${path} (${r.reason}); keeping the compaction's inputs and outputs`);
+      continue;
+    }
+    const { inputs, outputs } = r.commit;
+    const missing = outputs.filter((o) => !byKind.compacting.has(o) && !byKind.segment.has(o));
+    if (missing.length > 0) {
+      // Cannot happen unless files were removed by hand: keep the inputs.
+      damagedCommit = true;
+      logger.error({ file: path, missing }, `storage: compaction commit ${path} names missing outputs ${missing.join(', ')}; keeping its inputs`);
+      continue;
+    }
+    for (const o of outputs) {
+      if (!byKind.compacting.delete(o)) continue;
+      await io.rename(join(dir, dataFileName('compacting', o)), join(dir, dataFileName('segment', o)));
+      byKind.segment.add(o);
+    }
+    await fsyncDir(dir);
+    for (const i of inputs) {
+      if (byKind.segment.delete(i)) await io.unlink(join(dir, dataFileName('segment', i)));
+      if (byKind.hint.delete(i)) await io.unlink(join(dir, dataFileName('hint', i)));
+    }
+    await fsyncDir(dir);
+    await io.unlink(path);
+    stats.compactionsFinished++;
+    logger.info({ file: path, inputs, outputs }, `storage: finished an interrupted compaction (${inputs.length} segments into ${outputs.length})`);
+    changed = true;
+  }
+  if (!damagedCommit) {
+    for (const id of byKind.compacting) {
+      const path = join(dir, dataFileName('compacting', id));
+      logger.info({ file: path }, `storage: deleting ${path}: output of a compaction that never committed`);
+      await io.unlink(path);
+      stats.compactionsUndone++;
+      changed = true;
+    }
+  }
+  for (const id of byKind.hint) {
+    if (byKind.segment.has(id) || byKind.compacting.has(id)) continue;
+    await io.unlink(join(dir, dataFileName('hint', id)));
+    byKind.hint.delete(id);
+    changed = true;
+  }
+  if (changed) await fsyncDir(dir);
+  return { segments: [...byKind.segment].sort((a, b) => a - b), hints: byKind.hint, otherIds };
+}
+
+/**
+ * Feeds the index from a segment's hint file instead of scanning the
+ * segment. False (scan instead) if the hint is damaged or describes a
+ * segment of another length; a damaged hint is logged and later rewritten.
+ */
+async function applyHintFile(f: FoundFile, opts: RecoveryOptions, stats: RecoveryStats): Promise<boolean> {
+  const path = join(opts.dir, dataFileName('hint', f.id));
+  let buf: Buffer;
+  try {
+    buf = await io.readFile(path);
+  } catch (err) {
+    opts.logger.error({ err, file: path }, `storage: cannot read hint file ${path}; scanning its segment`);
+    stats.hintsRejected++;
+    return false;
+  }
+  // Verify the whole file before touching the index: entries are applied only if all are good.
+  const check = decodeHintFile(buf, opts.limits.keyBytesMax, () => undefined);
+  let problem: string | undefined;
+  if (check.kind === 'corrupt') problem = check.reason;
+  else if (check.segmentId !== f.id) problem = `describes segment ${check.segmentId}`;
+  else if (check.segmentBytes !== f.size) problem = `describes ${check.segmentBytes} bytes, the segment has ${f.size}`;
+  if (problem !== undefined) {
+    opts.logger.warn({ file: path, offset: 0, reason: problem }, `storage: ignoring hint file ${path} (${problem}); scanning its segment`);
+    stats.hintsRejected++;
+    return false;
+  }
+  decodeHintFile(buf, opts.limits.keyBytesMax, (e) =>
+    applyRecord(opts, stats, f.id, e.type, Buffer.from(e.key), e.offset, e.recordLength, e.expiresAtMs, e.flags),
+  );
+  stats.hintsUsed++;
+  return true;
+}
+
+/** What one record (scanned or from a hint) does to the index: later records win, tombstones and expired records remove. */
+function applyRecord(
+  opts: RecoveryOptions,
+  stats: RecoveryStats,
+  segmentId: number,
+  type: RecordType,
+  keyBytes: Buffer,
+  offset: number,
+  recordLength: number,
+  expiresAtMs: number,
+  flags: number,
+): void {
+  stats.recordsRead++;
+  const { index, nowMs } = opts;
+  const key = keyBytes.toString('latin1');
+  if (type === RecordType.Tombstone) {
+    index.delete(key);
+  } else if (expiresAtMs !== 0 && expiresAtMs <= nowMs) {
+    // Expired while the node was down; it still supersedes older versions of the key.
+    index.delete(key);
+    stats.expiredDropped++;
+  } else {
+    index.set(key, { segmentId, offset, recordLength, expiresAtMs, flags });
+  }
 }
 
 /** Opens a segment and verifies its header; returns the path instead if the header is damaged. */
@@ -160,7 +341,16 @@ async function openSegmentFile(dir: string, id: number, logger: Logger): Promise
       await io.close(fd);
       return path;
     }
-    return { id, path, fd, size, generation: (h.header.flags & SegmentFlag.GenerationStart) !== 0 };
+    const { flags, orderKey } = h.header;
+    return {
+      id,
+      path,
+      fd,
+      size,
+      generation: (flags & SegmentFlag.GenerationStart) !== 0,
+      compactionOutput: (flags & SegmentFlag.CompactionOutput) !== 0,
+      orderKey,
+    };
   } catch (err) {
     await io.close(fd).catch(() => undefined);
     throw err;
@@ -225,18 +415,7 @@ class SegmentScanner {
   }
 
   private apply(rec: DecodedRecord, offset: number, recordLength: number): void {
-    this.stats.recordsRead++;
-    const { index, nowMs } = this.opts;
-    const key = rec.key.toString('latin1');
-    if (rec.type === RecordType.Tombstone) {
-      index.delete(key);
-    } else if (rec.expiresAtMs !== 0 && rec.expiresAtMs <= nowMs) {
-      // Expired while the node was down; it still supersedes older versions of the key.
-      index.delete(key);
-      this.stats.expiredDropped++;
-    } else {
-      index.set(key, { segmentId: this.file.id, offset, recordLength, expiresAtMs: rec.expiresAtMs, flags: rec.flags });
-    }
+    applyRecord(this.opts, this.stats, this.file.id, rec.type, rec.key, offset, recordLength, rec.expiresAtMs, rec.flags);
   }
 
   /** Offset of the next record that verifies after a corrupt one at `pos`, or -1. */

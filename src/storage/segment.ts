@@ -9,6 +9,33 @@ import * as path from 'node:path';
 import { io, readFully } from './io.js';
 
 const fileNamePattern = /^(\d{12})\.seg$/;
+const compactingNamePattern = /^(\d{12})\.compacting$/;
+const hintNamePattern = /^(\d{12})\.hint$/;
+const commitNamePattern = /^(\d{12})\.commit$/;
+
+/** What a file in the data directory is, by its name (docs/storage.md lists them). */
+export type DataFile =
+  | { kind: 'segment' | 'compacting' | 'hint' | 'commit'; id: number }
+  | { kind: 'temporary' }
+  | { kind: 'other' };
+
+export function classifyFileName(name: string): DataFile {
+  for (const [kind, re] of [
+    ['segment', fileNamePattern],
+    ['compacting', compactingNamePattern],
+    ['hint', hintNamePattern],
+    ['commit', commitNamePattern],
+  ] as const) {
+    const m = re.exec(name);
+    if (m) return { kind, id: Number(m[1]) };
+  }
+  return name.endsWith('.tmp') ? { kind: 'temporary' } : { kind: 'other' };
+}
+
+export function dataFileName(kind: 'segment' | 'compacting' | 'hint' | 'commit', id: number): string {
+  const ext = kind === 'segment' ? 'seg' : kind;
+  return `${id.toString().padStart(12, '0')}.${ext}`;
+}
 
 export class Segment {
   /** The file descriptor, or null before the file is created / after close. */
@@ -19,19 +46,35 @@ export class Segment {
   endOffset = 0;
   /** Records go here only while this is the active segment. */
   sealed = false;
+  /** Bytes of tombstones a compaction had to keep in this segment (not reclaimable again until older segments go). */
+  tombstoneBytesKept = 0;
 
   private readsInFlight = 0;
   private drained: (() => void) | null = null;
 
   constructor(
     readonly id: number,
-    readonly path: string,
+    /** Changes once: a compaction's output is renamed from .compacting to .seg at its commit. */
+    public path: string,
     /** This segment starts a generation: lower ids are obsolete (see clear()). */
     readonly startsGeneration: boolean,
+    /** Replay position: segments replay by (orderKey, id); see protocol/record.ts. */
+    readonly orderKey: number = id,
+    /** Written by a compaction (informational; the commit file is what makes it valid). */
+    readonly compactionOutput = false,
   ) {}
 
   static fileName(id: number): string {
-    return `${id.toString().padStart(12, '0')}.seg`;
+    return dataFileName('segment', id);
+  }
+
+  /** Orders segments as the log replays them. */
+  static compare(a: { orderKey: number; id: number }, b: { orderKey: number; id: number }): number {
+    return a.orderKey - b.orderKey || a.id - b.id;
+  }
+
+  get hintPath(): string {
+    return path.join(path.dirname(this.path), dataFileName('hint', this.id));
   }
 
   /** The segment id a file name stands for, or undefined for other files. */
@@ -40,8 +83,8 @@ export class Segment {
     return m ? Number(m[1]) : undefined;
   }
 
-  static inDir(dir: string, id: number, startsGeneration: boolean): Segment {
-    return new Segment(id, path.join(dir, Segment.fileName(id)), startsGeneration);
+  static inDir(dir: string, id: number, startsGeneration: boolean, orderKey = id): Segment {
+    return new Segment(id, path.join(dir, Segment.fileName(id)), startsGeneration, orderKey);
   }
 
   get fileName(): string {

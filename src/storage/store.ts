@@ -21,12 +21,20 @@ import {
 } from '../../protocol/record.js';
 import type { RecordLimits } from '../../protocol/record.js';
 import {
+  compactionCheckIntervalMs,
+  compactionInputBytesMax,
+  compactionMinDeadRatioDefault,
+  compactionRateMBDefault,
   expireSweepIntervalMs,
   expireSweepKeysPerRun,
   fsyncEverysecIntervalMs,
   keyBytesMax,
+  MiB,
+  tombstoneGraceSecondsDefault,
   valueBytesMax,
 } from '../constants.js';
+import { Compactor } from './compactor.js';
+import type { CompactionHost } from './compactor.js';
 import { ValueCache } from './cache.js';
 import { StorageClosedError, StorageCorruptError, StorageLimitError } from './errors.js';
 import { MapIndex } from './index.js';
@@ -54,6 +62,10 @@ export const recordLimits: RecordLimits = { keyBytesMax, valueBytesMax };
 
 const noValue = Buffer.alloc(0);
 
+function ignoreMissing(err: NodeJS.ErrnoException): void {
+  if (err.code !== 'ENOENT') throw err;
+}
+
 export class SegmentStore {
   private readonly cache: ValueCache;
   private readonly writer: LogWriter;
@@ -73,6 +85,11 @@ export class SegmentStore {
   private corruptReads = 0;
   /** Reused by put() so the hot path allocates no index entry object. */
   private readonly scratch: IndexEntry = { segmentId: 0, offset: 0, recordLength: 0, expiresAtMs: 0, flags: 0 };
+  /** Bytes of indexed records per segment id: what compaction would keep of each. */
+  private readonly liveBySegment = new Map<number, number>();
+  /** Bumped by every clear(), so background work begun before it can tell. */
+  private generation = 0;
+  private readonly compactor: Compactor;
 
   private constructor(
     private readonly opts: StoreOptions,
@@ -90,6 +107,22 @@ export class SegmentStore {
     // Always a fresh active segment: every file that existed at open stays
     // immutable. Its file appears only when the first record is flushed.
     this.active = this.newSegment(false);
+    for (const k of index.keys()) {
+      const e = index.get(k)!;
+      this.addLive(e.segmentId, e.recordLength);
+    }
+
+    this.compactor = new Compactor(this.compactionHost(), {
+      minDeadRatio: opts.compactionMinDeadRatio ?? compactionMinDeadRatioDefault,
+      rateBytesPerSec: (opts.compactionRateMB ?? compactionRateMBDefault) * MiB,
+      tombstoneGraceMs: (opts.tombstoneGraceSeconds ?? tombstoneGraceSecondsDefault) * 1000,
+      inputBytesMax: Math.max(compactionInputBytesMax, opts.segmentBytesMax),
+      segmentBytesMax: opts.segmentBytesMax,
+    }, opts.compactionCheckIntervalMs ?? compactionCheckIntervalMs);
+    if (opts.maintenance !== false) {
+      for (const seg of recovered.segmentsWithoutHint) this.compactor.queueHint(seg);
+      this.compactor.start();
+    }
 
     const sweep = setInterval(() => this.sweepExpired(), expireSweepIntervalMs);
     sweep.unref();
@@ -243,6 +276,9 @@ export class SegmentStore {
       value: stored,
     });
     const k = key.toString('latin1');
+    const prev = this.index.get(k);
+    if (prev !== undefined) this.addLive(prev.segmentId, -prev.recordLength);
+    this.addLive(seg.id, length);
     const e = this.scratch;
     e.segmentId = seg.id;
     e.offset = offset;
@@ -258,9 +294,11 @@ export class SegmentStore {
   delete(key: Buffer): boolean {
     this.checkOpen();
     const k = key.toString('latin1');
-    if (this.live(k) === undefined) return false;
+    const e = this.live(k);
+    if (e === undefined) return false;
     this.checkWritable();
     this.appendTombstone(key);
+    this.addLive(e.segmentId, -e.recordLength);
     this.index.delete(k);
     this.cache.delete(k);
     return true;
@@ -283,8 +321,10 @@ export class SegmentStore {
    */
   async clear(): Promise<void> {
     this.checkWritable();
+    this.generation++;
     this.index.clear();
     this.cache.clear();
+    this.liveBySegment.clear();
     const old = [...this.segments.values()];
     const damaged = this.damagedFiles;
     this.damagedFiles = [];
@@ -303,7 +343,9 @@ export class SegmentStore {
       for (const seg of old) {
         this.writer.forget(seg);
         await seg.close();
-        if (seg.endOffset > 0) await io.unlink(seg.path);
+        // A compaction finishing meanwhile may have deleted an input already.
+        if (seg.endOffset > 0) await io.unlink(seg.path).catch(ignoreMissing);
+        await io.unlink(seg.hintPath).catch(ignoreMissing);
       }
       for (const file of damaged) await io.unlink(file).catch(() => undefined);
       await fsyncDir(this.opts.dir);
@@ -344,10 +386,73 @@ export class SegmentStore {
       writeFailed: w.failure !== null,
       corruptReads: this.corruptReads,
       recovery: { ...this.recoveryStats },
+      compaction: { ...this.compactor.stats },
     };
   }
 
+  /**
+   * Compacts every sealed segment now, whatever its share of dead bytes, and
+   * writes missing hint files (BGREWRITEAOF). Resolves when done.
+   */
+  async compactNow(): Promise<void> {
+    this.checkOpen();
+    await this.writer.sync(); // sealed segments still in memory are not compactable yet
+    await this.compactor.runNow(true);
+  }
+
+  /** Bytes of the records the index points at in one segment. */
+  segmentLiveBytes(segmentId: number): number {
+    return this.liveBySegment.get(segmentId) ?? 0;
+  }
+
   // --- internals -------------------------------------------------------------------
+
+  private addLive(segmentId: number, bytes: number): void {
+    const n = (this.liveBySegment.get(segmentId) ?? 0) + bytes;
+    assert(n >= 0, 'live bytes below zero');
+    this.liveBySegment.set(segmentId, n);
+  }
+
+  /** The narrow view of the store that compactor.ts works through. */
+  private compactionHost(): CompactionHost {
+    const store = this;
+    return {
+      dir: this.opts.dir,
+      logger: this.opts.logger,
+      limits: recordLimits,
+      now: () => this.now(),
+      segmentsInOrder: () => [...this.segments.values()].sort(Segment.compare),
+      segmentLiveBytes: (id) => this.segmentLiveBytes(id),
+      allocateSegmentId: () => this.nextSegmentId++,
+      isCurrent: (key, segmentId, offset) => {
+        const e = this.index.get(key.toString('latin1'));
+        return e !== undefined && e.segmentId === segmentId && e.offset === offset;
+      },
+      hasKey: (key) => this.index.get(key.toString('latin1')) !== undefined,
+      relocate: (key, fromSegmentId, fromOffset, to) => {
+        const k = key.toString('latin1');
+        const e = this.index.get(k);
+        if (e === undefined || e.segmentId !== fromSegmentId || e.offset !== fromOffset) return false;
+        this.addLive(fromSegmentId, -e.recordLength);
+        this.addLive(to.segmentId, to.recordLength);
+        this.index.set(k, to);
+        return true;
+      },
+      addSegment: (seg) => {
+        this.segments.set(seg.id, seg);
+      },
+      removeSegment: async (seg) => {
+        this.segments.delete(seg.id);
+        this.liveBySegment.delete(seg.id);
+        this.writer.forget(seg);
+        await seg.close();
+      },
+      get generation() {
+        return store.generation;
+      },
+      whenCleared: () => this.clearing,
+    };
+  }
 
   private checkOpen(): void {
     if (this.closing) throw new StorageClosedError();
@@ -379,6 +484,8 @@ export class SegmentStore {
    * wall clock is ever set back. While writes fail it is skipped.
    */
   private expire(k: string): void {
+    const e = this.index.get(k);
+    if (e !== undefined) this.addLive(e.segmentId, -e.recordLength);
     this.index.delete(k);
     this.cache.delete(k);
     if (!this.writer.failure && !this.closing) this.appendTombstone(Buffer.from(k, 'latin1'));
@@ -402,6 +509,7 @@ export class SegmentStore {
     // A segment holds at least one record, however large.
     if (seg.endOffset > SEGMENT_HEADER_BYTES && seg.endOffset + length > this.opts.segmentBytesMax) {
       seg.sealed = true;
+      if (this.opts.maintenance !== false) this.compactor.queueHint(seg);
       this.active = this.newSegment(false);
       this.opts.logger.debug({ sealed: seg.fileName, active: this.active.fileName }, 'storage: segment rotated');
     }
@@ -474,10 +582,19 @@ export class SegmentStore {
 
   private async shutdown(): Promise<void> {
     for (const t of this.timers) clearInterval(t);
+    await this.compactor.stop();
     await this.clearing;
     let failure: unknown = null;
     try {
       await this.writer.sync();
+      // A hint for the last active segment makes the next start-up read no segment whole.
+      const last = this.active;
+      if (this.opts.maintenance !== false && last.endOffset > SEGMENT_HEADER_BYTES && last.fd !== null) {
+        last.sealed = true;
+        await this.compactor.writeHint(last).catch((err) =>
+          this.opts.logger.warn({ err, file: last.path }, 'storage: could not write the hint of the last segment'),
+        );
+      }
     } catch (err) {
       failure = err;
       this.opts.logger.error({ err, pendingBytes: this.writer.pendingBytes }, 'storage: close could not write everything; unwritten records are lost');

@@ -2,6 +2,7 @@
 // what the server imports).
 
 import type { Logger } from 'pino';
+import type { CompactionStats } from './compactor.js';
 
 /**
  * When a write counts as durable (whenDurable):
@@ -29,6 +30,19 @@ export interface StoreOptions {
   compressBytesMin: number;
   compressLevel: number;
   logger: Logger;
+  /**
+   * Hint files and compaction (default on). Off, the store writes segments
+   * only: tests of recovery turn it off to see files exactly as written.
+   */
+  maintenance?: boolean;
+  /** Sealed segments with at least this share of dead bytes are compacted (default 0.3). */
+  compactionMinDeadRatio?: number;
+  /** Compaction I/O budget in MiB/s, read plus written; 0 = unthrottled (default 64). */
+  compactionRateMB?: number;
+  /** How long tombstones are kept before a compaction may drop them (default 10 days). */
+  tombstoneGraceSeconds?: number;
+  /** How often the compactor looks for work (default 1 s). */
+  compactionCheckIntervalMs?: number;
   /** Wall clock in ms for expiry checks and record timestamps; default Date.now. */
   now?: () => number;
   /** Called while open() reads the segments: bytes read so far, bytes in all. */
@@ -52,6 +66,14 @@ export interface RecoveryStats {
   segmentsSkipped: number;
   /** Segments deleted because a later generation (FLUSHALL) made them obsolete. */
   obsoleteSegmentsDeleted: number;
+  /** Segments whose index entries came from their hint file instead of a scan. */
+  hintsUsed: number;
+  /** Hint files found damaged or stale (their segments were scanned). */
+  hintsRejected: number;
+  /** Compactions a crash interrupted after their commit, finished at open. */
+  compactionsFinished: number;
+  /** Compaction outputs a crash left before their commit, deleted at open. */
+  compactionsUndone: number;
 }
 
 export interface StoreStats {
@@ -79,4 +101,5 @@ export interface StoreStats {
   /** Disk reads that failed their checksum (StorageCorruptError). */
   corruptReads: number;
   recovery: RecoveryStats;
+  compaction: CompactionStats;
 }

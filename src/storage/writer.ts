@@ -121,7 +121,8 @@ export class LogWriter {
     const header = encodeSegmentHeader({
       segmentId: segment.id,
       createdAtMs: this.opts.now(),
-      flags: segment.startsGeneration ? SegmentFlag.GenerationStart : 0,
+      flags: (segment.startsGeneration ? SegmentFlag.GenerationStart : 0) | (segment.compactionOutput ? SegmentFlag.CompactionOutput : 0),
+      orderKey: segment.orderKey,
     });
     const b = this.batchFor(segment, header.length);
     header.copy(b.buf, b.used);

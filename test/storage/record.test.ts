@@ -167,7 +167,12 @@ t.test('never throws on random bytes (100k buffers)', async (t) => {
 });
 
 t.test('segment header', async (t) => {
-  const h = { segmentId: 123456789012, createdAtMs: 1_700_000_000_000, flags: SegmentFlag.GenerationStart };
+  const h = {
+    segmentId: 123456789012,
+    createdAtMs: 1_700_000_000_000,
+    flags: SegmentFlag.GenerationStart | SegmentFlag.CompactionOutput,
+    orderKey: 123456789000,
+  };
   const buf = encodeSegmentHeader(h);
   t.equal(buf.length, SEGMENT_HEADER_BYTES);
   t.same(decodeSegmentHeader(buf), { kind: 'ok', header: h });
@@ -182,8 +187,8 @@ t.test('segment header', async (t) => {
     }
   }
   // A version this code does not know, even with a correct checksum.
-  const v2 = Buffer.from(buf);
-  v2[4] = 2;
-  v2.writeUInt32LE(crc32c(v2.subarray(0, 28)), 28);
-  t.match(decodeSegmentHeader(v2), { kind: 'corrupt', reason: /version/ });
+  const v3 = Buffer.from(buf);
+  v3[4] = 3;
+  v3.writeUInt32LE(crc32c(v3.subarray(0, 36)), 36);
+  t.match(decodeSegmentHeader(v3), { kind: 'corrupt', reason: /version/ });
 });

@@ -1,0 +1,181 @@
+// The hint file format: what the key directory needs from one sealed
+// segment, without the values, so that start-up reads a few bytes per key
+// instead of every record (Bitcask's hint files). This file is the ONE home
+// of that format (docs/storage.md describes it in prose). Pure codec.
+//
+// All integers are little-endian. `000000000042.hint` describes
+// `000000000042.seg`:
+//
+//   header (32 bytes)
+//   offset size field
+//        0    4 magic          "DKVH"
+//        4    1 version        HINT_FORMAT_VERSION (1)
+//        5    3 reserved       0
+//        8    8 segmentId      u64, must match the segment
+//       16    8 segmentBytes   u64, length of the segment file described; a
+//                              segment of any other length is scanned instead
+//       24    4 entryCount     u32
+//       28    4 headerCrc      CRC32C of bytes 0..27
+//
+//   then entryCount entries, in the segment's record order, each:
+//        0    1 type           as the record (1 = put, 2 = tombstone)
+//        1    1 flags          as the record
+//        2    2 reserved       0
+//        4    4 keyLength      u32
+//        8    4 offset         u32, of the record in the segment
+//       12    4 recordLength   u32, bytes of the whole record
+//       16    8 expiresAtMs    u64, 0 = none
+//       24    k key
+//
+//   then a 4-byte trailer: CRC32C of every entry byte (32..end-4).
+//
+// One checksum for the whole body: a hint file is read whole and used whole,
+// or not at all (its segment is scanned instead), so there is nothing to gain
+// from finding which entry is damaged.
+
+import { crc32c } from './crc32c.js';
+import { RECORD_HEADER_BYTES, RecordType } from './record.js';
+
+export const HINT_MAGIC = Buffer.from('DKVH', 'latin1');
+export const HINT_FORMAT_VERSION = 1;
+export const HINT_HEADER_BYTES = 32;
+export const HINT_ENTRY_HEADER_BYTES = 24;
+const HINT_TRAILER_BYTES = 4;
+const two32 = 0x1_0000_0000;
+
+export interface HintEntry {
+  type: RecordType;
+  flags: number;
+  key: Uint8Array;
+  offset: number;
+  recordLength: number;
+  expiresAtMs: number;
+}
+
+/** Bytes one entry takes in a hint file. */
+export function hintEntryBytes(keyLength: number): number {
+  return HINT_ENTRY_HEADER_BYTES + keyLength;
+}
+
+/** Builds a hint file in memory, entry by entry. */
+export class HintBuilder {
+  private buf: Buffer;
+  private used = HINT_HEADER_BYTES;
+  private count = 0;
+  private lastOffset = -1;
+
+  constructor(private readonly segmentId: number, sizeHint = 64 * 1024) {
+    this.buf = Buffer.allocUnsafe(Math.max(sizeHint, HINT_HEADER_BYTES + HINT_TRAILER_BYTES));
+  }
+
+  get entries(): number {
+    return this.count;
+  }
+
+  add(e: HintEntry): void {
+    if (e.offset <= this.lastOffset) throw new RangeError('hint entries must come in offset order');
+    if (e.offset >= two32 || e.recordLength >= two32) throw new RangeError('hint offset or length over u32');
+    if (e.recordLength < RECORD_HEADER_BYTES + e.key.length) throw new RangeError('hint record length too small');
+    this.lastOffset = e.offset;
+    const need = hintEntryBytes(e.key.length);
+    this.reserve(need + HINT_TRAILER_BYTES);
+    const b = this.buf;
+    const at = this.used;
+    b[at] = e.type;
+    b[at + 1] = e.flags;
+    b.writeUInt16LE(0, at + 2);
+    b.writeUInt32LE(e.key.length, at + 4);
+    b.writeUInt32LE(e.offset, at + 8);
+    b.writeUInt32LE(e.recordLength, at + 12);
+    b.writeUInt32LE(e.expiresAtMs % two32, at + 16);
+    b.writeUInt32LE(Math.floor(e.expiresAtMs / two32), at + 20);
+    b.set(e.key, at + HINT_ENTRY_HEADER_BYTES);
+    this.used += need;
+    this.count++;
+  }
+
+  /** The finished file for a segment of `segmentBytes` bytes. */
+  finish(segmentBytes: number): Buffer {
+    this.reserve(HINT_TRAILER_BYTES);
+    const b = this.buf;
+    HINT_MAGIC.copy(b, 0);
+    b[4] = HINT_FORMAT_VERSION;
+    b.fill(0, 5, 8);
+    b.writeUInt32LE(this.segmentId % two32, 8);
+    b.writeUInt32LE(Math.floor(this.segmentId / two32), 12);
+    b.writeUInt32LE(segmentBytes % two32, 16);
+    b.writeUInt32LE(Math.floor(segmentBytes / two32), 20);
+    b.writeUInt32LE(this.count, 24);
+    b.writeUInt32LE(crc32c(b, 0, 28), 28);
+    b.writeUInt32LE(crc32c(b, HINT_HEADER_BYTES, this.used), this.used);
+    return b.subarray(0, this.used + HINT_TRAILER_BYTES);
+  }
+
+  private reserve(n: number): void {
+    if (this.used + n <= this.buf.length) return;
+    const grown = Buffer.allocUnsafe(Math.max(this.buf.length * 2, this.used + n));
+    this.buf.copy(grown, 0, 0, this.used);
+    this.buf = grown;
+  }
+}
+
+export type HintDecodeResult =
+  | { kind: 'ok'; segmentId: number; segmentBytes: number; entries: number }
+  | { kind: 'corrupt'; reason: string };
+
+/**
+ * Verifies a whole hint file and, only if every check passes, calls `each`
+ * for every entry in order (`key` is a view into `buf`). Never throws on bad
+ * bytes; nothing is reported for a file that fails.
+ */
+export function decodeHintFile(
+  buf: Buffer,
+  keyBytesMax: number,
+  each: (e: HintEntry) => void,
+): HintDecodeResult {
+  if (buf.length < HINT_HEADER_BYTES + HINT_TRAILER_BYTES) return { kind: 'corrupt', reason: 'shorter than a hint header' };
+  if (!buf.subarray(0, 4).equals(HINT_MAGIC)) return { kind: 'corrupt', reason: 'bad magic' };
+  if (crc32c(buf, 0, 28) !== buf.readUInt32LE(28)) return { kind: 'corrupt', reason: 'hint header checksum mismatch' };
+  if (buf[4] !== HINT_FORMAT_VERSION) return { kind: 'corrupt', reason: `unsupported hint version ${buf[4]}` };
+  const bodyEnd = buf.length - HINT_TRAILER_BYTES;
+  if (crc32c(buf, HINT_HEADER_BYTES, bodyEnd) !== buf.readUInt32LE(bodyEnd)) {
+    return { kind: 'corrupt', reason: 'hint body checksum mismatch' };
+  }
+  const segmentId = buf.readUInt32LE(12) * two32 + buf.readUInt32LE(8);
+  const segmentBytes = buf.readUInt32LE(20) * two32 + buf.readUInt32LE(16);
+  const count = buf.readUInt32LE(24);
+
+  // Walk once to validate every field before reporting any entry: a hint is all or nothing.
+  let at = HINT_HEADER_BYTES;
+  let lastEnd = 0;
+  for (let i = 0; i < count; i++) {
+    if (at + HINT_ENTRY_HEADER_BYTES > bodyEnd) return { kind: 'corrupt', reason: `entry ${i} runs past the end` };
+    const type = buf[at];
+    const keyLength = buf.readUInt32LE(at + 4);
+    const offset = buf.readUInt32LE(at + 8);
+    const recordLength = buf.readUInt32LE(at + 12);
+    if (type !== RecordType.Put && type !== RecordType.Tombstone) return { kind: 'corrupt', reason: `entry ${i}: type ${type}` };
+    if (keyLength > keyBytesMax) return { kind: 'corrupt', reason: `entry ${i}: key length ${keyLength}` };
+    if (offset < lastEnd || recordLength < RECORD_HEADER_BYTES + keyLength || offset + recordLength > segmentBytes) {
+      return { kind: 'corrupt', reason: `entry ${i}: record at ${offset} (+${recordLength}) out of place` };
+    }
+    lastEnd = offset + recordLength;
+    at += HINT_ENTRY_HEADER_BYTES + keyLength;
+  }
+  if (at !== bodyEnd) return { kind: 'corrupt', reason: 'bytes after the last entry' };
+
+  at = HINT_HEADER_BYTES;
+  for (let i = 0; i < count; i++) {
+    const keyLength = buf.readUInt32LE(at + 4);
+    each({
+      type: buf[at] as RecordType,
+      flags: buf[at + 1]!,
+      offset: buf.readUInt32LE(at + 8),
+      recordLength: buf.readUInt32LE(at + 12),
+      expiresAtMs: buf.readUInt32LE(at + 20) * two32 + buf.readUInt32LE(at + 16),
+      key: buf.subarray(at + HINT_ENTRY_HEADER_BYTES, at + HINT_ENTRY_HEADER_BYTES + keyLength),
+    });
+    at += HINT_ENTRY_HEADER_BYTES + keyLength;
+  }
+  return { kind: 'ok', segmentId, segmentBytes, entries: count };
+}
