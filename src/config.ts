@@ -23,6 +23,9 @@ export interface Config {
   segmentBytesMax: number;
   compressBytesMin: number;
   compressLevel: number;
+  compactionMinDeadPercent: number;
+  compactionRateMb: number;
+  tombstoneGraceSeconds: number;
   bulkBytesMax: number;
   queryBufferBytesMax: number;
   clientsMax: number;
@@ -74,6 +77,9 @@ export const settings: readonly Setting[] = [
   { key: 'segmentBytesMax', kind: { type: 'bytes', min: 4 * C.KiB, max: 2 ** 40 }, default: C.segmentBytesMaxDefault, help: 'rotate the active segment at this size' },
   { key: 'compressBytesMin', kind: { type: 'bytes', min: 0, max: C.valueBytesMax }, default: C.compressBytesMinDefault, help: 'compress values larger than this with zstd' },
   { key: 'compressLevel', kind: { type: 'int', min: 1, max: 19 }, default: C.compressLevelDefault, help: 'zstd level for values' },
+  { key: 'compactionMinDeadPercent', kind: { type: 'int', min: 1, max: 100 }, default: Math.round(C.compactionMinDeadRatioDefault * 100), help: 'compact sealed segments with at least this % of dead bytes' },
+  { key: 'compactionRateMb', kind: { type: 'int', min: 0, max: 1_000_000 }, default: C.compactionRateMBDefault, help: 'compaction I/O budget in MiB/s, read plus written (0 = unthrottled)' },
+  { key: 'tombstoneGraceSeconds', kind: { type: 'int', min: 0, max: 10 * 365 * 86400 }, default: C.tombstoneGraceSecondsDefault, help: 'keep deletes at least this long before compaction may drop them' },
   { key: 'bulkBytesMax', kind: { type: 'bytes', min: 1 * C.KiB, max: C.bulkBytesMaxDefault }, default: C.bulkBytesMaxDefault, help: 'largest bulk string a client may send (proto-max-bulk-len)' },
   { key: 'queryBufferBytesMax', kind: { type: 'bytes', min: 1 * C.MiB, max: 2 * C.queryBufferBytesMaxDefault }, default: C.queryBufferBytesMaxDefault, help: 'most bytes buffered for one client request' },
   { key: 'clientsMax', kind: { type: 'int', min: 1, max: 1_000_000 }, default: C.clientsMaxDefault, help: 'most client connections (maxclients)' },

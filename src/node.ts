@@ -92,13 +92,24 @@ export async function startNode(config: Config, log?: Logger): Promise<RunningNo
     cacheBytes: config.cacheBytes,
     compressBytesMin: config.compressBytesMin,
     compressLevel: config.compressLevel,
+    compactionMinDeadRatio: config.compactionMinDeadPercent / 100,
+    compactionRateMB: config.compactionRateMb,
+    tombstoneGraceSeconds: config.tombstoneGraceSeconds,
     logger: log.child({ module: 'storage' }),
     onProgress: (bytesDone: number, bytesTotal: number) => {
       progress = { ...progress, bytesDone, bytesTotal };
     },
   }).then(async (s) => {
     store = s;
-    server.storage = { stats: () => s.stats() as unknown as Record<string, unknown>, loadingProgress: () => undefined };
+    server.storage = {
+      stats: () => s.stats() as unknown as Record<string, unknown>,
+      loadingProgress: () => undefined,
+      compactInBackground: () => {
+        if (s.stats().compaction.running) return false;
+        s.compactNow().catch((err) => log.error({ err }, `BGREWRITEAOF: compaction failed: ${(err as Error).message}`));
+        return true;
+      },
+    };
     if (config.clusterEnabled) {
       member = new ClusterMember(config, nodeId, server, s, addr.port, log.child({ module: 'cluster' }));
       await member.start();

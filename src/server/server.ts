@@ -34,6 +34,8 @@ export interface CommandStats {
 export interface StorageInfo {
   stats(): Record<string, unknown>;
   loadingProgress(): { bytesDone: number; bytesTotal: number; startedAtMs: number } | undefined;
+  /** Starts a full compaction (BGREWRITEAOF); false if one is already running. */
+  compactInBackground?(): boolean;
 }
 
 export class Server {

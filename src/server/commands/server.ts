@@ -82,6 +82,19 @@ const sections: Record<string, Section> = {
     }
     rows.push(['rdb_changes_since_last_save', 0], ['aof_enabled', 1], ['appendfsync', s.config.fsync]);
     if (s.storage && !s.loading) {
+      // Compaction is our AOF rewrite: the Redis names first, for tools that watch them.
+      const st = s.storage.stats() as { diskBytes?: number; liveBytes?: number; cacheHits?: number; cacheMisses?: number; compaction?: { running: boolean; compactions: number; inputBytesDone: number; inputBytesTotal: number } };
+      const c = st.compaction;
+      if (c && st.diskBytes !== undefined && st.liveBytes !== undefined) {
+        const lookups = (st.cacheHits ?? 0) + (st.cacheMisses ?? 0);
+        rows.push(
+          ['aof_rewrite_in_progress', c.running ? 1 : 0],
+          ['aof_rewrites', c.compactions],
+          ['store_dead_bytes', Math.max(0, st.diskBytes - st.liveBytes)],
+          ['store_compaction_progress_perc', c.running && c.inputBytesTotal ? ((100 * c.inputBytesDone) / c.inputBytesTotal).toFixed(2) : '0.00'],
+          ['store_cache_hit_ratio', lookups ? ((st.cacheHits ?? 0) / lookups).toFixed(4) : '0.0000'],
+        );
+      }
       for (const [k, v] of Object.entries(s.storage.stats())) {
         if (typeof v === 'number' || typeof v === 'string') rows.push([`store_${snake(k)}`, v]);
         else if (v && typeof v === 'object') {
@@ -375,6 +388,11 @@ export const serverCommands: CommandSpec[] = [
     new ErrorReply(`ERR unknown subcommand '${a[1]?.toString('latin1')}'. Try CONFIG HELP.`),
     configSubcommands,
   ),
+  command('bgrewriteaof', 1, ['admin', 'noscript'], [0, 0, 0], { ...V, summary: 'Compacts the segment store in the background (our append-only file rewrite).', since: '1.0.0' }, (c) => {
+    const started = c.server.storage?.compactInBackground?.();
+    if (started === undefined) return new ErrorReply('ERR the store is not open yet');
+    return started ? 'Background append only file rewriting started' : new ErrorReply('ERR Background append only file rewriting already in progress');
+  }),
   command('dbsize', 1, ['readonly', 'fast'], [0, 0, 0], { ...V, summary: 'Returns the number of keys in the database.', since: '1.0.0', acl: ['keyspace'] }, (c) => c.kv.size()),
   command('time', 1, ['loading', 'stale', 'fast'], [0, 0, 0], { ...V, summary: 'Returns the server time.', since: '2.6.0' }, () => {
     const us = BigInt(Date.now()) * 1000n + (process.hrtime.bigint() / 1000n) % 1000n;
