@@ -44,6 +44,9 @@
 //   13 error      str code, str message
 //   14 coordinate bool delete (0 set, 1 delete), bytes key, bool hasValue, [bytes value],
 //                 u64 expiresAtMs, u32 r, u32 w
+//   15 writeObject bytes key, bytes object: a coordinator's new version (putObject, answered with written)
+//   16 written    bool present, [bytes object]: the replica's version vector before the write (an object
+//                 with no siblings), present only when the write did not account for its copy
 // A payload must be consumed exactly: trailing bytes are a bad payload.
 //
 // Handshake steps (kind 4), the only frames accepted before a connection is
@@ -115,6 +118,8 @@ export const MessageTypeCode: Record<PeerMessageType, number> = {
   flushAll: 12,
   error: 13,
   coordinate: 14,
+  writeObject: 15,
+  written: 16,
 };
 const messageTypeNames = new Map<number, PeerMessageType>(
   Object.entries(MessageTypeCode).map(([name, code]) => [code, name as PeerMessageType]),
@@ -292,8 +297,13 @@ function writeMessage(w: ChunkWriter, msg: PeerMessage): void {
       if (msg.object !== null) writeObject(w, msg.object, 'object.object');
       return;
     case 'putObject':
-      w.bytes(msg.key, 'putObject.key');
-      writeObject(w, msg.object, 'putObject.object');
+    case 'writeObject':
+      w.bytes(msg.key, `${msg.type}.key`);
+      writeObject(w, msg.object, `${msg.type}.object`);
+      return;
+    case 'written':
+      w.bool(msg.seen !== null);
+      if (msg.seen !== null) writeObject(w, { vv: msg.seen, siblings: [] }, 'written.seen');
       return;
     case 'forward':
       w.bool(msg.resp3);
@@ -550,10 +560,13 @@ function readMessage(type: PeerMessageType, r: Reader): PeerMessage {
       return { type, key: r.bytes('getObject.key'), versionOnly: r.bool('getObject.versionOnly') };
     case 'object':
       return { type, object: r.bool('object.present') ? readObject(r, 'object.object') : null };
-    case 'putObject': {
-      const key = r.bytes('putObject.key');
-      return { type, key, object: readObject(r, 'putObject.object') };
+    case 'putObject':
+    case 'writeObject': {
+      const key = r.bytes(`${type}.key`);
+      return { type, key, object: readObject(r, `${type}.object`) };
     }
+    case 'written':
+      return { type, seen: r.bool('written.present') ? readObject(r, 'written.seen').vv : null };
     case 'forward': {
       const resp3 = r.bool('forward.resp3');
       const rq = r.u32('forward.r');
