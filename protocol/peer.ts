@@ -68,9 +68,9 @@
 // a list of chunks) so a 512 MB value is not copied to be framed.
 
 import { createHmac, timingSafeEqual } from 'node:crypto';
-import { crc32c } from '@node-rs/crc32';
 import type { MemberState, NodeId, PeerMessage, PeerMessageType, VersionedObject } from '../src/cluster/types.js';
-import { decodeObject, encodeObject, type ObjectLimits } from './object.js';
+import { crc32c } from './crc32c.js';
+import { decodeObject, encodeObjectOnce, type ObjectLimits } from './object.js';
 
 /** Bytes before the payload: length, crc, kind, id, type. */
 export const FRAME_HEADER_BYTES = 14;
@@ -278,7 +278,7 @@ function writeMember(w: ChunkWriter, m: MemberState): void {
 }
 
 function writeObject(w: ChunkWriter, obj: VersionedObject, what: string): void {
-  w.bytes(encodeObject(obj), what);
+  w.bytes(encodeObjectOnce(obj), what);
 }
 
 function writeMessage(w: ChunkWriter, msg: PeerMessage): void {
@@ -399,8 +399,8 @@ function frame(kind: number, id: number, type: number, body: (w: ChunkWriter) =>
   // chunks[0] always holds the whole header: the writer starts with it and 256 bytes of room.
   const head = chunks[0]!;
   head.writeUInt32LE(total - 4, 0);
-  let crc = crc32c(head.subarray(8));
-  for (let i = 1; i < chunks.length; i++) crc = crc32c(chunks[i]!, crc);
+  let crc = crc32c(head, 8);
+  for (let i = 1; i < chunks.length; i++) crc = crc32c(chunks[i]!, 0, chunks[i]!.length, crc);
   head.writeUInt32LE(crc, 4);
   return chunks;
 }
@@ -666,7 +666,7 @@ export function decodeFrame(buf: Buffer, objectLimits: ObjectLimits): Frame | Fr
   if (length + 4 !== buf.length) {
     return { error: 'BAD_PAYLOAD', message: `frame length field says ${length + 4} bytes, buffer has ${buf.length}`, fatal: true };
   }
-  return decodeChecked(buf, crc32c(buf.subarray(8)), objectLimits);
+  return decodeChecked(buf, crc32c(buf, 8), objectLimits);
 }
 
 /** The rest of decodeFrame, given the CRC32C of bytes 8..end (computed in one pass or as the bytes arrived). */
@@ -794,7 +794,7 @@ export class FrameDecoder {
     this.bigFilled += bytes.length;
     // The CRC covers bytes 8..end; the length and crc fields themselves are skipped.
     const crcFrom = Math.max(8, from);
-    if (this.bigFilled > crcFrom) this.bigCrc = crc32c(big.subarray(crcFrom, this.bigFilled), this.bigCrc);
+    if (this.bigFilled > crcFrom) this.bigCrc = crc32c(big, crcFrom, this.bigFilled, this.bigCrc);
   }
 
   private fail(e: FrameError): FrameError {

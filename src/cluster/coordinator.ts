@@ -181,10 +181,7 @@ export class Coordinator implements KeyValue {
         }
         continue;
       }
-      this.#ask(node, { type: 'getObject', key, versionOnly }).then(
-        (m) => (m.type === 'object' ? tally.answer(node, m.object) : tally.fail(node, `unexpected ${m.type}`)),
-        (e: Error) => tally.fail(node, e.message),
-      );
+      this.#askInto(tally, node, { type: 'getObject', key, versionOnly }, (m) => (m.type === 'object' ? m.object : undefined));
     }
     if ((await tally.decided()) === 'failed') {
       // A write's context is best effort: with fewer owners reachable it versions over what did
@@ -207,7 +204,7 @@ export class Coordinator implements KeyValue {
     const all = mergeAll(answers.values());
     if (all.siblings.length === 0 && all.vv.size === 0) return;
     for (const [node, obj] of answers) {
-      if (obj !== null && equalObjects(obj, all)) continue;
+      if (obj !== null && (obj === all || equalObjects(obj, all))) continue;
       this.stats.readRepairs++;
       if (node === this.ports.self) void Promise.resolve(this.ports.replica.apply(key, all)).catch(() => {});
       else this.#ask(node, { type: 'putObject', key, object: all }).catch(() => {});
@@ -391,51 +388,43 @@ export class Coordinator implements KeyValue {
     const msg: PeerMessage = contextNeed > 0 ? { type: 'writeObject', key, object } : { type: 'putObject', key, object };
     for (const node of owners) {
       if (node === self) continue;
-      this.#ask(node, msg).then(
-        (m) => {
-          if (m.type === 'ack' || m.type === 'written') tally.answer(node, m.type === 'written' ? m.seen : null);
-          else tally.fail(node, `unexpected ${m.type}`);
-        },
-        (e: Error) => tally.fail(node, e.message),
-      );
+      this.#askInto(tally, node, msg, (m) => (m.type === 'written' ? m.seen : m.type === 'ack' ? null : undefined));
     }
-    const acked = tally.decided().then(async (state) => {
-      if (state === 'failed') {
-        // Let the answers still under way (the local fsync) arrive, so the error counts them.
-        await tally.allSettled();
-        if (tally.answers.size < wNeed) {
-          this.stats.quorumFailures++;
-          throw new QuorumError('write', tally.describe(wNeed), true);
-        }
+    const outcome = (): VersionVector[] => {
+      if (tally.answers.size < wNeed) {
+        this.stats.quorumFailures++;
+        throw new QuorumError('write', tally.describe(wNeed), true);
       }
       const unaccounted: VersionVector[] = [];
       for (const seen of tally.answers.values()) if (seen !== null) unaccounted.push(seen);
       return unaccounted;
-    });
+    };
+    // On failure, let the answers still under way (the local fsync) arrive, so the error counts them.
+    const acked = tally.decided().then((state) => (state === 'failed' ? tally.allSettled().then(outcome) : outcome()));
     acked.catch(() => {}); // observed by the caller; this keeps an early failure from being "unhandled"
-    const outcome = { acked };
-    if (!owners.includes(self)) return outcome;
+    const result = { acked };
+    if (!owners.includes(self)) return result;
     const durable = (): void =>
       this.ports.replica.whenDurable((err) => (err ? tally.fail(self, err.message) : tally.answer(self, null)));
     try {
       const applied = this.ports.replica.apply(key, object);
       if (!isPromise(applied)) {
         durable();
-        return outcome;
+        return result;
       }
       return applied.then(
         () => {
           durable();
-          return outcome;
+          return result;
         },
         (e: Error) => {
           tally.fail(self, e.message);
-          return outcome;
+          return result;
         },
       );
     } catch (e) {
       tally.fail(self, (e as Error).message);
-      return outcome;
+      return result;
     }
   }
 
@@ -582,6 +571,23 @@ export class Coordinator implements KeyValue {
     }
   }
 
+  /**
+   * A request to a peer whose answer goes into a tally: `value` picks what to
+   * count from the answer (undefined for an unexpected type); an `error`
+   * answer or a failed request counts as a failure. One Promise reaction per
+   * request, on the hot paths of reads and writes.
+   */
+  #askInto<T>(tally: QuorumTally<T>, node: NodeId, msg: PeerMessage, value: (m: PeerMessage) => T | undefined): void {
+    this.ports.transport.request(node, msg, this.options.requestTimeoutMs).then(
+      (m) => {
+        const v = m.type === 'error' ? undefined : value(m);
+        if (v === undefined) tally.fail(node, m.type === 'error' ? m.message : `unexpected ${m.type}`);
+        else tally.answer(node, v);
+      },
+      (e: Error) => tally.fail(node, e.message),
+    );
+  }
+
   /** A request to a peer; an `error` answer becomes a rejection carrying the peer's text. */
   #ask(node: NodeId, msg: PeerMessage): Promise<PeerMessage> {
     return this.ports.transport.request(node, msg, this.options.requestTimeoutMs).then((m) => {
@@ -591,8 +597,12 @@ export class Coordinator implements KeyValue {
   }
 }
 
+/** The merge of every copy; copies equal to the merge so far (the common case) cost a comparison, not a merge. */
 function mergeAll(objs: Iterable<VersionedObject | null>): VersionedObject {
-  let out = emptyObject();
-  for (const o of objs) if (o !== null) out = merge(out, o);
-  return out;
+  let out: VersionedObject | null = null;
+  for (const o of objs) {
+    if (o === null || o === out) continue;
+    out = out === null ? o : equalObjects(out, o) ? out : merge(out, o);
+  }
+  return out ?? emptyObject();
 }

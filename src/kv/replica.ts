@@ -10,7 +10,7 @@
 // equal content): the store stays the one source of truth, whatever else
 // changes it (expiry, FLUSHALL, a rewrite of the storage layer).
 
-import { decodeObject, encodeObject, objectExpiry } from '../../protocol/object.js';
+import { decodeObject, encodeObjectOnce, objectExpiry } from '../../protocol/object.js';
 import type { ReplicaStore } from '../cluster/ports.js';
 import type { VersionedObject } from '../cluster/types.js';
 import { accountsFor, equalObjects, merge, objectLimits } from '../cluster/version.js';
@@ -90,7 +90,7 @@ export class SegmentReplica implements ReplicaStore {
     // The common case (a coordinator's version built over this copy) needs no merge: it is the result.
     const merged = accountsFor(incoming, current) ? incoming : merge(current!, incoming);
     if (current !== null && equalObjects(merged, current)) return current; // nothing new: no write
-    const bytes = encodeObject(merged);
+    const bytes = encodeObjectOnce(merged);
     this.store.put(key, bytes, objectExpiry(merged));
     this.#remember(key.toString('latin1'), bytes, merged);
     return current;
