@@ -16,10 +16,10 @@ for (let n = 0; n < 256; n++) {
   table[n] = c;
 }
 
-/** CRC32C of buf[start, end). */
-export function crc32c(buf: Buffer, start = 0, end = buf.length): number {
-  if (end - start >= nativeBytesMin) return nativeCrc32c(buf.subarray(start, end));
-  let crc = -1;
+/** CRC32C of buf[start, end); `previous` continues the CRC of the bytes before them (a frame in chunks). */
+export function crc32c(buf: Buffer, start = 0, end = buf.length, previous = 0): number {
+  if (end - start >= nativeBytesMin) return nativeCrc32c(start === 0 && end === buf.length ? buf : buf.subarray(start, end), previous);
+  let crc = ~previous;
   for (let i = start; i < end; i++) crc = table[(crc ^ buf[i]!) & 0xff]! ^ (crc >>> 8);
   return ~crc >>> 0;
 }

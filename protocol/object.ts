@@ -55,10 +55,16 @@ export interface ObjectLimits {
 export type ObjectDecodeResult = { kind: 'ok'; object: VersionedObject } | { kind: 'corrupt'; reason: string };
 
 const nodeIdPattern = /^[0-9a-f]{40}$/;
+/** Ids already checked (a cluster has few nodes; bounded all the same). */
+const knownNodeIds = new Set<string>();
+const knownNodeIdsMax = 4096;
 
 /** True for ids this format can carry: 40 lowercase hex characters. */
 export function isNodeId(id: string): boolean {
-  return nodeIdPattern.test(id);
+  if (knownNodeIds.has(id)) return true;
+  if (!nodeIdPattern.test(id)) return false;
+  if (knownNodeIds.size < knownNodeIdsMax) knownNodeIds.add(id);
+  return true;
 }
 
 function compareIds(a: string, b: string): number {
@@ -92,7 +98,13 @@ function readU64(buf: Buffer, offset: number): number {
  * counter above u32) is a programming error: RangeError.
  */
 export function encodeObject(obj: VersionedObject): Buffer {
-  const vv = [...obj.vv].filter(([, c]) => c !== 0).sort(([a], [b]) => compareIds(a, b));
+  // Objects from src/cluster/version.ts are already canonical: check the order in one pass and sort only if not.
+  let vv = [...obj.vv];
+  let sorted = true;
+  for (let i = 0; i < vv.length; i++) {
+    if (vv[i]![1] === 0 || (i > 0 && compareIds(vv[i - 1]![0], vv[i]![0]) >= 0)) sorted = false;
+  }
+  if (!sorted) vv = vv.filter(([, c]) => c !== 0).sort(([a], [b]) => compareIds(a, b));
   if (vv.length > u16Max) throw new RangeError(`${vv.length} vv entries do not fit the format`);
   if (obj.siblings.length > u16Max) throw new RangeError(`${obj.siblings.length} siblings do not fit the format`);
   const index = new Map<NodeId, number>();
@@ -101,7 +113,15 @@ export function encodeObject(obj: VersionedObject): Buffer {
     if (!Number.isInteger(counter) || counter < 1 || counter > u32Max) throw new RangeError(`vv counter ${counter} out of range`);
     index.set(id, index.size);
   }
-  const siblings = obj.siblings.slice().sort((a, b) => compareIds(a.node, b.node) || a.counter - b.counter);
+  let siblings = obj.siblings;
+  for (let i = 1; i < siblings.length; i++) {
+    const a = siblings[i - 1]!;
+    const b = siblings[i]!;
+    if ((compareIds(a.node, b.node) || a.counter - b.counter) > 0) {
+      siblings = siblings.slice().sort((x, y) => compareIds(x.node, y.node) || x.counter - y.counter);
+      break;
+    }
+  }
   for (let i = 0; i < siblings.length; i++) {
     const s = siblings[i]!;
     const covered = obj.vv.get(s.node);
@@ -141,6 +161,22 @@ export function encodeObject(obj: VersionedObject): Buffer {
   }
   if (o !== buf.length) throw new Error(`object encoder wrote ${o} of ${buf.length} bytes`); // a bug here, not bad input
   return buf;
+}
+
+/**
+ * encodeObject, remembered per object: a coordinator's new version is encoded
+ * once for its own store and every owner it is sent to, not once for each.
+ * Only for objects nobody mutates after encoding (src/cluster/version.ts never
+ * mutates an object it returned); callers must not modify the bytes.
+ */
+const encodedOnce = new WeakMap<VersionedObject, Buffer>();
+export function encodeObjectOnce(obj: VersionedObject): Buffer {
+  let bytes = encodedOnce.get(obj);
+  if (bytes === undefined) {
+    bytes = encodeObject(obj);
+    encodedOnce.set(obj, bytes);
+  }
+  return bytes;
 }
 
 /**

@@ -44,6 +44,9 @@
 //   13 error      str code, str message
 //   14 coordinate bool delete (0 set, 1 delete), bytes key, bool hasValue, [bytes value],
 //                 u64 expiresAtMs, u32 r, u32 w
+//   15 writeObject bytes key, bytes object: a coordinator's new version (putObject, answered with written)
+//   16 written    bool present, [bytes object]: the replica's version vector before the write (an object
+//                 with no siblings), present only when the write did not account for its copy
 // A payload must be consumed exactly: trailing bytes are a bad payload.
 //
 // Handshake steps (kind 4), the only frames accepted before a connection is
@@ -65,9 +68,9 @@
 // a list of chunks) so a 512 MB value is not copied to be framed.
 
 import { createHmac, timingSafeEqual } from 'node:crypto';
-import { crc32c } from '@node-rs/crc32';
 import type { MemberState, NodeId, PeerMessage, PeerMessageType, VersionedObject } from '../src/cluster/types.js';
-import { decodeObject, encodeObject, type ObjectLimits } from './object.js';
+import { crc32c } from './crc32c.js';
+import { decodeObject, encodeObjectOnce, type ObjectLimits } from './object.js';
 
 /** Bytes before the payload: length, crc, kind, id, type. */
 export const FRAME_HEADER_BYTES = 14;
@@ -115,6 +118,8 @@ export const MessageTypeCode: Record<PeerMessageType, number> = {
   flushAll: 12,
   error: 13,
   coordinate: 14,
+  writeObject: 15,
+  written: 16,
 };
 const messageTypeNames = new Map<number, PeerMessageType>(
   Object.entries(MessageTypeCode).map(([name, code]) => [code, name as PeerMessageType]),
@@ -273,7 +278,7 @@ function writeMember(w: ChunkWriter, m: MemberState): void {
 }
 
 function writeObject(w: ChunkWriter, obj: VersionedObject, what: string): void {
-  w.bytes(encodeObject(obj), what);
+  w.bytes(encodeObjectOnce(obj), what);
 }
 
 function writeMessage(w: ChunkWriter, msg: PeerMessage): void {
@@ -292,8 +297,13 @@ function writeMessage(w: ChunkWriter, msg: PeerMessage): void {
       if (msg.object !== null) writeObject(w, msg.object, 'object.object');
       return;
     case 'putObject':
-      w.bytes(msg.key, 'putObject.key');
-      writeObject(w, msg.object, 'putObject.object');
+    case 'writeObject':
+      w.bytes(msg.key, `${msg.type}.key`);
+      writeObject(w, msg.object, `${msg.type}.object`);
+      return;
+    case 'written':
+      w.bool(msg.seen !== null);
+      if (msg.seen !== null) writeObject(w, { vv: msg.seen, siblings: [] }, 'written.seen');
       return;
     case 'forward':
       w.bool(msg.resp3);
@@ -389,8 +399,8 @@ function frame(kind: number, id: number, type: number, body: (w: ChunkWriter) =>
   // chunks[0] always holds the whole header: the writer starts with it and 256 bytes of room.
   const head = chunks[0]!;
   head.writeUInt32LE(total - 4, 0);
-  let crc = crc32c(head.subarray(8));
-  for (let i = 1; i < chunks.length; i++) crc = crc32c(chunks[i]!, crc);
+  let crc = crc32c(head, 8);
+  for (let i = 1; i < chunks.length; i++) crc = crc32c(chunks[i]!, 0, chunks[i]!.length, crc);
   head.writeUInt32LE(crc, 4);
   return chunks;
 }
@@ -550,10 +560,13 @@ function readMessage(type: PeerMessageType, r: Reader): PeerMessage {
       return { type, key: r.bytes('getObject.key'), versionOnly: r.bool('getObject.versionOnly') };
     case 'object':
       return { type, object: r.bool('object.present') ? readObject(r, 'object.object') : null };
-    case 'putObject': {
-      const key = r.bytes('putObject.key');
-      return { type, key, object: readObject(r, 'putObject.object') };
+    case 'putObject':
+    case 'writeObject': {
+      const key = r.bytes(`${type}.key`);
+      return { type, key, object: readObject(r, `${type}.object`) };
     }
+    case 'written':
+      return { type, seen: r.bool('written.present') ? readObject(r, 'written.seen').vv : null };
     case 'forward': {
       const resp3 = r.bool('forward.resp3');
       const rq = r.u32('forward.r');
@@ -653,7 +666,7 @@ export function decodeFrame(buf: Buffer, objectLimits: ObjectLimits): Frame | Fr
   if (length + 4 !== buf.length) {
     return { error: 'BAD_PAYLOAD', message: `frame length field says ${length + 4} bytes, buffer has ${buf.length}`, fatal: true };
   }
-  return decodeChecked(buf, crc32c(buf.subarray(8)), objectLimits);
+  return decodeChecked(buf, crc32c(buf, 8), objectLimits);
 }
 
 /** The rest of decodeFrame, given the CRC32C of bytes 8..end (computed in one pass or as the bytes arrived). */
@@ -781,7 +794,7 @@ export class FrameDecoder {
     this.bigFilled += bytes.length;
     // The CRC covers bytes 8..end; the length and crc fields themselves are skipped.
     const crcFrom = Math.max(8, from);
-    if (this.bigFilled > crcFrom) this.bigCrc = crc32c(big.subarray(crcFrom, this.bigFilled), this.bigCrc);
+    if (this.bigFilled > crcFrom) this.bigCrc = crc32c(big, crcFrom, this.bigFilled, this.bigCrc);
   }
 
   private fail(e: FrameError): FrameError {

@@ -105,6 +105,14 @@ export const memberWeightMax = 64;
  * HLC (Riak warns at 25 and caps at 100 siblings).
  */
 export const siblingsMax = 64;
+/**
+ * The replica keeps the decoded form of this many recently used objects (with
+ * their stored bytes, compared on every read), so a hot key is not decoded on
+ * every read and write. Objects encoded larger than decodedObjectBytesMax are
+ * not kept: at most 1024 x 8 KiB = 8 MiB of copies.
+ */
+export const decodedObjectsMax = 1024;
+export const decodedObjectBytesMax = 8 * 1024;
 /** Most siblings / version-vector entries a decoded object may carry (merges may exceed siblingsMax). */
 export const objectSiblingsDecodeMax = 4096;
 export const objectVVEntriesMax = 4096;

@@ -11,14 +11,14 @@
 // The coordinator is written against ports (transport, replica store, clock),
 // so tests can drive it over a fake network; src/node.ts wires the real ones.
 
-import type { Entry, KeyValue, ScanPage, Update } from '../kv/keyvalue.js';
+import { type Entry, type KeyValue, type ScanPage, type Update, isPromise, then } from '../kv/keyvalue.js';
 import { KeyLocks } from '../kv/locks.js';
 import type { HybridClock } from './hlc.js';
 import { type Clock, type Random, type ReplicaStore, type Transport, randomInt } from './ports.js';
 import { QuorumTally } from './quorum.js';
 import type { Ring } from './ring.js';
-import type { NodeId, PeerMessage, Sibling, VersionedObject } from './types.js';
-import { emptyObject, equalObjects, merge, resolve, update } from './version.js';
+import type { NodeId, PeerMessage, Sibling, VersionedObject, VersionVector } from './types.js';
+import { accountsFor, emptyObject, equalObjects, merge, mergeVV, resolve, update } from './version.js';
 
 export interface Quorum {
   r: number;
@@ -75,6 +75,8 @@ export interface CoordinatorStats {
   readRepairs: number;
   forwardedWrites: number;
   quorumFailures: number;
+  /** SETs versioned a second time because an owner held writes the first version did not account for. */
+  writeRetries: number;
 }
 
 const toEntry = (s: Sibling | undefined): Entry | undefined =>
@@ -107,7 +109,7 @@ export class Coordinator implements KeyValue {
     shared?: Shared,
   ) {
     this.#shared = shared ?? {
-      stats: { reads: 0, writes: 0, readRepairs: 0, forwardedWrites: 0, quorumFailures: 0 },
+      stats: { reads: 0, writes: 0, readRepairs: 0, forwardedWrites: 0, quorumFailures: 0, writeRetries: 0 },
       locks: new KeyLocks(),
     };
   }
@@ -179,10 +181,7 @@ export class Coordinator implements KeyValue {
         }
         continue;
       }
-      this.#ask(node, { type: 'getObject', key, versionOnly }).then(
-        (m) => (m.type === 'object' ? tally.answer(node, m.object) : tally.fail(node, `unexpected ${m.type}`)),
-        (e: Error) => tally.fail(node, e.message),
-      );
+      this.#askInto(tally, node, { type: 'getObject', key, versionOnly }, (m) => (m.type === 'object' ? m.object : undefined));
     }
     if ((await tally.decided()) === 'failed') {
       // A write's context is best effort: with fewer owners reachable it versions over what did
@@ -205,7 +204,7 @@ export class Coordinator implements KeyValue {
     const all = mergeAll(answers.values());
     if (all.siblings.length === 0 && all.vv.size === 0) return;
     for (const [node, obj] of answers) {
-      if (obj !== null && equalObjects(obj, all)) continue;
+      if (obj !== null && (obj === all || equalObjects(obj, all))) continue;
       this.stats.readRepairs++;
       if (node === this.ports.self) void Promise.resolve(this.ports.replica.apply(key, all)).catch(() => {});
       else this.#ask(node, { type: 'putObject', key, object: all }).catch(() => {});
@@ -251,15 +250,48 @@ export class Coordinator implements KeyValue {
 
   /**
    * Coordinates a SET (returns 1) or a DEL (returns 1 if the key existed) on
-   * this node. The causal context is read from the other owners first, with
-   * no lock held; the lock then covers only local work (read the local copy,
+   * this node.
+   *
+   * A SET on an owner goes out in one round: the new version is built over the
+   * local copy alone and sent to every owner, and each owner says whether the
+   * version accounted for its copy (its context covered the owner's, see
+   * accountsFor). The write is done once W owners have it durably AND at least
+   * N-W+1 owners (this one included) said "accounted for": N-W+1 intersects
+   * every set of W that acknowledged an earlier write, so this version
+   * supersedes every write acknowledged before it, as a context read first
+   * would have ensured. If an owner held something the version did not account
+   * for (a write coordinated elsewhere, or this node's copy was behind), the
+   * coordinator versions again over the vvs those owners reported, which
+   * supersedes that version and everything they held, and waits for W acks of
+   * that one: the slow path costs one more round, as the context read did.
+   *
+   * A DEL (whose answer depends on the quorum's values) and a SET by a node
+   * that does not hold the key read the causal context from the owners first.
+   * Either way the per-key lock covers only local work (read the local copy,
    * build the version, apply it), so writes to a hot key do not queue behind
-   * network round trips. The new version supersedes the context and the local
-   * copy: at this node, it comes after everything it has seen.
+   * network round trips.
    */
   async coordinate(key: Buffer, op: 'set' | 'delete', value: Buffer | null, expiresAtMs: number): Promise<number> {
     this.stats.writes++;
     const { w } = this.quorum;
+    const owners = this.owners(key);
+    if (op === 'set' && owners.includes(this.ports.self)) {
+      const write: Entry = { value: value!, expiresAtMs };
+      const n = owners.length;
+      const need = n - Math.min(w, n) + 1;
+      const first = await this.#locks.runNow([key], () =>
+        then(this.ports.replica.read(key), (local) => this.#version(key, local ?? emptyObject(), write, w, need)),
+      );
+      const unaccounted = await first.acked;
+      if (unaccounted.length === 0) return 1;
+      this.stats.writeRetries++;
+      const context: VersionedObject = { vv: unaccounted.reduce(mergeVV), siblings: [] };
+      const second = await this.#locks.runNow([key], () =>
+        then(this.ports.replica.read(key), (local) => this.#version(key, local === null ? context : merge(local, context), write, w)),
+      );
+      await second.acked;
+      return 1;
+    }
     const context = await this.#read(key, this.#contextNeed(key, false), true, true);
     const outcome = await this.#locks.run([key], async () => {
       const local = this.#isOwner(key) ? await this.ports.replica.read(key) : null;
@@ -297,7 +329,7 @@ export class Coordinator implements KeyValue {
    */
   async #update<T>(keys: Buffer[], decide: (current: Array<Entry | undefined>) => Update<T>): Promise<T> {
     const { w } = this.quorum;
-    const pending: Array<Promise<void>> = [];
+    const pending: Array<Promise<unknown>> = [];
     const result = await this.#locks.run(keys, async () => {
       const contexts = await Promise.all(keys.map((k) => this.#read(k, this.#contextNeed(k, true), false)));
       const now = this.ports.clock.now();
@@ -321,11 +353,27 @@ export class Coordinator implements KeyValue {
    * Builds the new version of one key over `known` (the local copy merged with
    * the quorum's context: it holds every dot this node issued for the key, so
    * the new counter is above all of them), applies it locally and sends it to
-   * the other owners; resolves once applied here, with `acked` for the W wait.
+   * the other owners. Returns once applied here (synchronously when the local
+   * store answers at once), with `acked` for the W wait.
+   *
+   * With `contextNeed` > 0, `acked` also waits until that many owners (this
+   * one included: the version was built over its copy) answered, and resolves
+   * with the version vectors of the owners whose copy the version did not
+   * account for (empty: it supersedes everything they held). Answers beyond
+   * the W acks are best effort, as a context read is: with fewer owners
+   * reachable, the write stands on its W acks.
    */
-  async #version(key: Buffer, known: VersionedObject, write: Entry | null, w: number): Promise<{ acked: Promise<void> }> {
+  #version(
+    key: Buffer,
+    known: VersionedObject,
+    write: Entry | null,
+    w: number,
+    contextNeed = 0,
+  ): { acked: Promise<VersionVector[]> } | Promise<{ acked: Promise<VersionVector[]> }> {
     const self = this.ports.self;
     const owners = this.owners(key);
+    const local = known.siblings.length > 0 ? Math.max(...known.siblings.map((s) => s.hlc)) : 0;
+    if (local > 0) this.ports.hlc.observe(local);
     const object = update(
       known,
       known.vv,
@@ -335,32 +383,49 @@ export class Coordinator implements KeyValue {
       write === null ? 0 : write.expiresAtMs,
       this.options.siblingsMax,
     );
-    const tally = new QuorumTally<true>(owners, Math.min(w, owners.length));
+    const wNeed = Math.min(w, owners.length);
+    const tally = new QuorumTally<VersionVector | null>(owners, Math.max(wNeed, Math.min(contextNeed, owners.length)));
+    const msg: PeerMessage = contextNeed > 0 ? { type: 'writeObject', key, object } : { type: 'putObject', key, object };
     for (const node of owners) {
-      if (node === self) {
-        try {
-          await this.ports.replica.apply(key, object);
-          this.ports.replica.whenDurable((err) => (err ? tally.fail(node, err.message) : tally.answer(node, true)));
-        } catch (e) {
-          tally.fail(node, (e as Error).message);
-        }
-        continue;
-      }
-      this.#ask(node, { type: 'putObject', key, object }).then(
-        (m) => (m.type === 'ack' ? tally.answer(node, true) : tally.fail(node, `unexpected ${m.type}`)),
-        (e: Error) => tally.fail(node, e.message),
-      );
+      if (node === self) continue;
+      this.#askInto(tally, node, msg, (m) => (m.type === 'written' ? m.seen : m.type === 'ack' ? null : undefined));
     }
-    const acked = tally.decided().then(async (state) => {
-      if (state === 'failed') {
+    const outcome = (): VersionVector[] => {
+      if (tally.answers.size < wNeed) {
         this.stats.quorumFailures++;
-        // Let the answers still under way (the local fsync) arrive, so the error counts them.
-        await tally.allSettled();
-        throw new QuorumError('write', tally.describe(), true);
+        throw new QuorumError('write', tally.describe(wNeed), true);
       }
-    });
+      const unaccounted: VersionVector[] = [];
+      for (const seen of tally.answers.values()) if (seen !== null) unaccounted.push(seen);
+      return unaccounted;
+    };
+    // On failure, let the answers still under way (the local fsync) arrive, so the error counts them.
+    const acked = tally.decided().then((state) => (state === 'failed' ? tally.allSettled().then(outcome) : outcome()));
     acked.catch(() => {}); // observed by the caller; this keeps an early failure from being "unhandled"
-    return { acked };
+    const result = { acked };
+    if (!owners.includes(self)) return result;
+    const durable = (): void =>
+      this.ports.replica.whenDurable((err) => (err ? tally.fail(self, err.message) : tally.answer(self, null)));
+    try {
+      const applied = this.ports.replica.apply(key, object);
+      if (!isPromise(applied)) {
+        durable();
+        return result;
+      }
+      return applied.then(
+        () => {
+          durable();
+          return result;
+        },
+        (e: Error) => {
+          tally.fail(self, e.message);
+          return result;
+        },
+      );
+    } catch (e) {
+      tally.fail(self, (e as Error).message);
+      return result;
+    }
   }
 
   // --- the whole keyspace -----------------------------------------------------------
@@ -480,12 +545,17 @@ export class Coordinator implements KeyValue {
         return o instanceof Promise ? o.then(answer) : answer(o);
       }
       case 'putObject':
-        return Promise.resolve(this.ports.replica.apply(msg.key, msg.object)).then(
-          () =>
-            new Promise<PeerMessage>((resolveAck, reject) =>
-              this.ports.replica.whenDurable((err) => (err ? reject(err) : resolveAck({ type: 'ack' }))),
-            ),
-        );
+      case 'writeObject': {
+        const { key, object } = msg;
+        const answer = (prior: VersionedObject | null): PeerMessage =>
+          msg.type === 'putObject' ? { type: 'ack' } : { type: 'written', seen: prior === null || accountsFor(object, prior) ? null : prior.vv };
+        const durable = (prior: VersionedObject | null): Promise<PeerMessage> =>
+          new Promise<PeerMessage>((resolveAck, reject) =>
+            this.ports.replica.whenDurable((err) => (err ? reject(err) : resolveAck(answer(prior)))),
+          );
+        const applied = this.ports.replica.apply(key, object);
+        return isPromise(applied) ? applied.then(durable) : durable(applied);
+      }
       case 'coordinate': {
         const view = this.withQuorum({ r: msg.r, w: msg.w });
         return view.coordinate(msg.key, msg.op, msg.value, msg.expiresAtMs).then((n): PeerMessage => ({ type: 'count', n }));
@@ -501,6 +571,23 @@ export class Coordinator implements KeyValue {
     }
   }
 
+  /**
+   * A request to a peer whose answer goes into a tally: `value` picks what to
+   * count from the answer (undefined for an unexpected type); an `error`
+   * answer or a failed request counts as a failure. One Promise reaction per
+   * request, on the hot paths of reads and writes.
+   */
+  #askInto<T>(tally: QuorumTally<T>, node: NodeId, msg: PeerMessage, value: (m: PeerMessage) => T | undefined): void {
+    this.ports.transport.request(node, msg, this.options.requestTimeoutMs).then(
+      (m) => {
+        const v = m.type === 'error' ? undefined : value(m);
+        if (v === undefined) tally.fail(node, m.type === 'error' ? m.message : `unexpected ${m.type}`);
+        else tally.answer(node, v);
+      },
+      (e: Error) => tally.fail(node, e.message),
+    );
+  }
+
   /** A request to a peer; an `error` answer becomes a rejection carrying the peer's text. */
   #ask(node: NodeId, msg: PeerMessage): Promise<PeerMessage> {
     return this.ports.transport.request(node, msg, this.options.requestTimeoutMs).then((m) => {
@@ -510,8 +597,12 @@ export class Coordinator implements KeyValue {
   }
 }
 
+/** The merge of every copy; copies equal to the merge so far (the common case) cost a comparison, not a merge. */
 function mergeAll(objs: Iterable<VersionedObject | null>): VersionedObject {
-  let out = emptyObject();
-  for (const o of objs) if (o !== null) out = merge(out, o);
-  return out;
+  let out: VersionedObject | null = null;
+  for (const o of objs) {
+    if (o === null || o === out) continue;
+    out = out === null ? o : equalObjects(out, o) ? out : merge(out, o);
+  }
+  return out ?? emptyObject();
 }

@@ -107,11 +107,12 @@ export function sample<T>(random: Random, items: readonly T[], k: number): T[] {
 /**
  * This node's replica of the keys it owns: the local store seen as versioned
  * objects. `apply` merges an incoming object into the local copy (never
- * replaces it blindly); `whenDurable` says when applied writes are on disk.
+ * replaces it blindly) and returns the copy as it was before (null if none);
+ * `whenDurable` says when applied writes are on disk.
  */
 export interface ReplicaStore {
   read(key: Buffer): VersionedObject | null | Promise<VersionedObject | null>;
-  apply(key: Buffer, object: VersionedObject): void | Promise<void>;
+  apply(key: Buffer, object: VersionedObject): VersionedObject | null | Promise<VersionedObject | null>;
   whenDurable(cb: (err: Error | null) => void): void;
   /** One step over the local keys (tombstoned ones included); cursor 0 starts and ends. */
   scan(cursor: number, count: number): { cursor: number; keys: Buffer[] };

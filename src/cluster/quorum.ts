@@ -59,10 +59,10 @@ export class QuorumTally<T> {
     return new Promise((resolve) => (this.#onSettled = resolve));
   }
 
-  /** A one-line account for error replies: "1 of 2 needed (3 asked; node abc: TIMEOUT)". */
-  describe(): string {
+  /** A one-line account for error replies (`need` when the caller's own minimum is lower than the tally's): "1 of 2 needed (3 asked; node abc: TIMEOUT)". */
+  describe(need: number = this.need): string {
     const why = [...this.failures].map(([n, r]) => `${n.slice(0, 8)}: ${r}`).join(', ');
-    return `${this.answers.size} of ${this.need} needed (${this.asked.length} asked${why ? `; ${why}` : ''})`;
+    return `${this.answers.size} of ${need} needed (${this.asked.length} asked${why ? `; ${why}` : ''})`;
   }
 
   #decide(state: TallyState): void {

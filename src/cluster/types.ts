@@ -58,6 +58,11 @@ export type PeerMessage =
   // replica writes: the receiver merges `object` into its copy and answers once durable
   | { type: 'putObject'; key: Buffer; object: VersionedObject }
   | { type: 'ack' }
+  // a coordinator's new version of a key: merged as putObject, answered once durable with `written`, which
+  // carries the replica's prior version vector when the new version did not account for its copy (the
+  // coordinator then versions again over it; see Coordinator.coordinate)
+  | { type: 'writeObject'; key: Buffer; object: VersionedObject }
+  | { type: 'written'; seen: VersionVector | null }
   // a blind write (SET) or delete coordinated by an owner on behalf of a node that does not own the key;
   // answered with `count` (1 for a set; for a delete, whether the key existed)
   | { type: 'coordinate'; op: 'set' | 'delete'; key: Buffer; value: Buffer | null; expiresAtMs: number; r: number; w: number }

@@ -179,6 +179,24 @@ export function update(
   return out;
 }
 
+/**
+ * True when `incoming` accounts for everything the copy `prior` holds: its
+ * context covers prior's, and each of its siblings is either new to prior (its
+ * dot unseen there) or held there identically. merge(prior, incoming) is then
+ * incoming itself, and a write versioned as `incoming` supersedes whatever
+ * `prior` had. A null prior (no copy) is always accounted for.
+ */
+export function accountsFor(incoming: VersionedObject, prior: VersionedObject | null): boolean {
+  if (prior === null) return true;
+  if (!descends(incoming.vv, prior.vv)) return false;
+  for (const s of incoming.siblings) {
+    if (!seen(prior.vv, s)) continue;
+    const twin = prior.siblings.find((p) => p.node === s.node && p.counter === s.counter);
+    if (twin === undefined || !equalSiblings(twin, s)) return false;
+  }
+  return true;
+}
+
 /** Not expired at `nowMs` (expiresAtMs 0 never expires). */
 export function isCurrent(s: Sibling, nowMs: number): boolean {
   return s.expiresAtMs === 0 || s.expiresAtMs > nowMs;

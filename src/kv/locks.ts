@@ -30,6 +30,24 @@ export class KeyLocks {
       if (tail !== undefined) before.push(tail);
     }
     const result = (before.length === 0 ? Promise.resolve() : Promise.all(before)).then(op);
+    this.#hold(names, result);
+    return result;
+  }
+
+  /**
+   * The same as run, without its Promise hops when no earlier operation holds
+   * any of `keys`: op then starts at once, and if it waits (returns a Promise)
+   * the keys stay held until that settles. Nothing else runs between the check
+   * and op's start (one thread), so op holds the keys from its first line.
+   */
+  runNow<T>(keys: readonly Buffer[], op: () => Maybe<T>): Maybe<T> {
+    if (this.anyLocked(keys)) return this.run(keys, op);
+    const result = op();
+    if (result instanceof Promise) this.#hold([...new Set(keys.map((k) => k.toString('latin1')))], result);
+    return result;
+  }
+
+  #hold(names: readonly string[], result: Promise<unknown>): void {
     const done = result.then(
       () => undefined,
       () => undefined,
@@ -38,6 +56,5 @@ export class KeyLocks {
     void done.then(() => {
       for (const n of names) if (this.#tails.get(n) === done) this.#tails.delete(n);
     });
-    return result;
   }
 }

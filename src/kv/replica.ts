@@ -2,18 +2,33 @@
 // encoded versioned object (protocol/object.ts) per key. Incoming versions are
 // merged (DVV sync) into the local copy under a per-key lock, so concurrent
 // writes from different coordinators are both kept as siblings, never lost.
+//
+// Decoding an object on every access was a large part of a hot key's cost, so
+// the decoded form of recently used objects is kept next to the bytes it was
+// decoded from (or encoded to). A read still asks the store and uses the
+// decoded form only when the store returns those very bytes (same buffer, or
+// equal content): the store stays the one source of truth, whatever else
+// changes it (expiry, FLUSHALL, a rewrite of the storage layer).
 
-import { decodeObject, encodeObject, objectExpiry } from '../../protocol/object.js';
+import { decodeObject, encodeObjectOnce, objectExpiry } from '../../protocol/object.js';
 import type { ReplicaStore } from '../cluster/ports.js';
 import type { VersionedObject } from '../cluster/types.js';
-import { equalObjects, merge, objectLimits } from '../cluster/version.js';
+import { accountsFor, equalObjects, merge, objectLimits } from '../cluster/version.js';
+import { decodedObjectBytesMax, decodedObjectsMax } from '../constants.js';
 import type { Logger } from '../log.js';
 import type { SegmentStore } from '../storage/store.js';
 import { type Entry, isPromise, then } from './keyvalue.js';
 import { KeyLocks } from './locks.js';
 
+interface Decoded {
+  bytes: Buffer;
+  object: VersionedObject;
+}
+
 export class SegmentReplica implements ReplicaStore {
   readonly #locks = new KeyLocks();
+  /** key (latin1) → its last decoded or written object, in use order (oldest first). */
+  readonly #decoded = new Map<string, Decoded>();
   /** Objects that failed to decode (kept for INFO; the key reads as missing and repair rewrites it). */
   corruptObjects = 0;
 
@@ -32,15 +47,38 @@ export class SegmentReplica implements ReplicaStore {
   }
 
   #decode(key: Buffer, e: Entry | undefined): VersionedObject | null {
-    if (e === undefined) return null;
+    const k = key.toString('latin1');
+    if (e === undefined) {
+      this.#decoded.delete(k);
+      return null;
+    }
+    const known = this.#decoded.get(k);
+    if (known !== undefined && (known.bytes === e.value || known.bytes.equals(e.value))) return known.object;
     const d = decodeObject(e.value, objectLimits);
-    if (d.kind === 'ok') return d.object;
+    if (d.kind === 'ok') {
+      this.#remember(k, e.value, d.object);
+      return d.object;
+    }
+    this.#decoded.delete(k);
     this.corruptObjects++;
     this.log.error({ key: key.toString('latin1').slice(0, 200), reason: d.reason }, 'stored object does not decode; treating the key as missing here');
     return null;
   }
 
-  apply(key: Buffer, incoming: VersionedObject): void | Promise<void> {
+  #remember(k: string, bytes: Buffer, object: VersionedObject): void {
+    if (bytes.length > decodedObjectBytesMax) {
+      this.#decoded.delete(k);
+      return;
+    }
+    if (this.#decoded.size >= decodedObjectsMax && !this.#decoded.has(k)) {
+      this.#decoded.delete(this.#decoded.keys().next().value!);
+    }
+    this.#decoded.delete(k); // re-insert at the young end
+    this.#decoded.set(k, { bytes, object });
+  }
+
+  /** Merges `incoming` into the local copy; returns the copy as it was before (null if none). */
+  apply(key: Buffer, incoming: VersionedObject): VersionedObject | null | Promise<VersionedObject | null> {
     if (!this.#locks.isLocked(key)) {
       const current = this.store.get(key);
       if (!isPromise(current)) return this.#write(key, this.#decode(key, current), incoming);
@@ -48,10 +86,14 @@ export class SegmentReplica implements ReplicaStore {
     return this.#locks.run([key], async () => this.#write(key, this.#decode(key, await this.store.get(key)), incoming));
   }
 
-  #write(key: Buffer, current: VersionedObject | null, incoming: VersionedObject): void {
-    const merged = current === null ? incoming : merge(current, incoming);
-    if (current !== null && equalObjects(merged, current)) return; // nothing new: no write
-    this.store.put(key, encodeObject(merged), objectExpiry(merged));
+  #write(key: Buffer, current: VersionedObject | null, incoming: VersionedObject): VersionedObject | null {
+    // The common case (a coordinator's version built over this copy) needs no merge: it is the result.
+    const merged = accountsFor(incoming, current) ? incoming : merge(current!, incoming);
+    if (current !== null && equalObjects(merged, current)) return current; // nothing new: no write
+    const bytes = encodeObjectOnce(merged);
+    this.store.put(key, bytes, objectExpiry(merged));
+    this.#remember(key.toString('latin1'), bytes, merged);
+    return current;
   }
 
   whenDurable(cb: (err: Error | null) => void): void {
@@ -67,6 +109,7 @@ export class SegmentReplica implements ReplicaStore {
   }
 
   clear(): Promise<void> {
+    this.#decoded.clear();
     return this.store.clear();
   }
 }

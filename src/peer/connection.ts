@@ -12,6 +12,7 @@
 // two nodes can never both stop reading and wait on each other.
 
 import type * as net from 'node:net';
+import { performance } from 'node:perf_hooks';
 import type { PeerHandler } from '../cluster/ports.js';
 import type { NodeId, PeerMessage } from '../cluster/types.js';
 import type { ObjectLimits } from '../../protocol/object.js';
@@ -67,7 +68,10 @@ export interface ConnectionOptions {
 interface Pending {
   resolve: (msg: PeerMessage) => void;
   reject: (err: Error) => void;
-  timer: NodeJS.Timeout;
+  /** performance.now() after which the request times out. */
+  deadline: number;
+  type: PeerMessage['type'];
+  timeoutMs: number;
 }
 
 /** Chunks at least this large are handed to the socket as they are; smaller ones are joined into one write. */
@@ -95,6 +99,13 @@ export class Connection {
   private readonly handler: () => PeerHandler | null;
   private readonly decoder: FrameDecoder;
   private readonly pending = new Map<number, Pending>();
+  /**
+   * One timer per connection for the timeouts of all its requests, armed for
+   * the earliest deadline (a timer per request cost a Timeout object and two
+   * list operations on every request of the hot path).
+   */
+  private sweepTimer: NodeJS.Timeout | null = null;
+  private sweepAt = Infinity;
   private nextId = 1;
   /** Requests from the other side being handled now (inbound connections). */
   private handling = 0;
@@ -196,12 +207,9 @@ export class Connection {
         reject(new PeerError('TOO_LARGE', `${msg.type} request of ${bytes} bytes is over the peer frame limit of ${this.limits.frameBytesMax} bytes`));
         return;
       }
-      const timer = setTimeout(() => {
-        if (!this.pending.delete(id)) return;
-        this.counters.timeouts++;
-        reject(new PeerError('TIMEOUT', `no answer from ${this.who} to ${msg.type} within ${timeoutMs} ms`));
-      }, timeoutMs);
-      this.pending.set(id, { resolve, reject, timer });
+      const deadline = performance.now() + timeoutMs;
+      this.pending.set(id, { resolve, reject, deadline, type: msg.type, timeoutMs });
+      this.armSweep(deadline);
       this.enqueue(chunks);
     });
   }
@@ -238,10 +246,12 @@ export class Connection {
       this.socket.destroy();
     }
     const err = new PeerError(opts.code ?? 'UNREACHABLE', `connection to ${this.who} closed: ${reason}`);
-    for (const p of this.pending.values()) {
-      clearTimeout(p.timer);
-      p.reject(err);
+    if (this.sweepTimer) {
+      clearTimeout(this.sweepTimer);
+      this.sweepTimer = null;
+      this.sweepAt = Infinity;
     }
+    for (const p of this.pending.values()) p.reject(err);
     this.pending.clear();
     for (const fn of this.closeListeners.splice(0)) fn(reason);
   }
@@ -395,11 +405,35 @@ export class Connection {
 
   private takePending(id: number): Pending | undefined {
     const p = this.pending.get(id);
-    if (p) {
-      this.pending.delete(id);
-      clearTimeout(p.timer);
-    }
+    if (p) this.pending.delete(id);
     return p;
+  }
+
+  private armSweep(deadline: number): void {
+    if (deadline >= this.sweepAt) return;
+    if (this.sweepTimer) clearTimeout(this.sweepTimer);
+    this.sweepAt = deadline;
+    this.sweepTimer = setTimeout(() => this.sweep(), Math.max(1, Math.ceil(deadline - performance.now())));
+    // The socket keeps the process alive while requests are pending; close() rejects them.
+    this.sweepTimer.unref();
+  }
+
+  /** Rejects every request past its deadline and re-arms for the earliest one left. */
+  private sweep(): void {
+    this.sweepTimer = null;
+    this.sweepAt = Infinity;
+    const now = performance.now();
+    let next = Infinity;
+    for (const [id, p] of this.pending) {
+      if (p.deadline <= now) {
+        this.pending.delete(id);
+        this.counters.timeouts++;
+        p.reject(new PeerError('TIMEOUT', `no answer from ${this.who} to ${p.type} within ${p.timeoutMs} ms`));
+      } else if (p.deadline < next) {
+        next = p.deadline;
+      }
+    }
+    if (next < Infinity) this.armSweep(next);
   }
 
   /** Runs the node's handler; whatever it does (throw, reject, return junk), the peer gets an answer and we keep running. */

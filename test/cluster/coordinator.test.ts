@@ -18,10 +18,11 @@ class MemoryReplica implements ReplicaStore {
   read(key: Buffer): VersionedObject | null {
     return this.data.get(key.toString('latin1')) ?? null;
   }
-  apply(key: Buffer, object: VersionedObject): void {
+  apply(key: Buffer, object: VersionedObject): VersionedObject | null {
     const k = key.toString('latin1');
     const cur = this.data.get(k);
     this.data.set(k, cur === undefined ? object : merge(cur, object));
+    return cur ?? null;
   }
   whenDurable(cb: (err: Error | null) => void): void {
     queueMicrotask(() => cb(null));
@@ -43,12 +44,15 @@ function cluster(skewMs: number[] = [0, 0, 0], quorum: Quorum = { r: 2, w: 2 }) 
   const ring = new Ring(ids.map((id) => member(id)), { replicas: 3, vnodesPerWeight: 16 });
   const down = new Set<NodeId>();
   const coords = new Map<NodeId, Coordinator>();
+  /** Requests sent, by message type. */
+  const sent = new Map<string, number>();
   const replicas = new Map<NodeId, MemoryReplica>();
   let wall = 1_800_000_000_000;
   ids.forEach((id, i) => {
     const clock: Clock = { now: () => wall + skewMs[i]! };
     const transport: Transport = {
       request: (to: NodeId, msg: PeerMessage) => {
+        sent.set(msg.type, (sent.get(msg.type) ?? 0) + 1);
         if (down.has(to) || down.has(id)) return Promise.reject(Object.assign(new Error(`node ${to} is unreachable`), { code: 'UNREACHABLE' }));
         return Promise.resolve().then(() => coords.get(to)!.handle(msg)!);
       },
@@ -65,7 +69,7 @@ function cluster(skewMs: number[] = [0, 0, 0], quorum: Quorum = { r: 2, w: 2 }) 
     );
   });
   const tick = (ms: number) => (wall += ms);
-  return { ids, coords: ids.map((id) => coords.get(id)!), replicas: ids.map((id) => replicas.get(id)!), down, tick };
+  return { ids, coords: ids.map((id) => coords.get(id)!), replicas: ids.map((id) => replicas.get(id)!), down, tick, sent };
 }
 
 const k = (s: string) => Buffer.from(s);
@@ -147,4 +151,68 @@ t.test('concurrent writes are kept as siblings and resolved the same way everywh
   await c.coords[1]!.set(k('s'), k('after'), 0);
   await settle();
   for (const r of c.replicas) t.equal(r.read(k('s'))?.siblings.length, 1);
+});
+
+t.test('a SET through an owner is one round when its copy is current: no context read, no second version', async (t) => {
+  const c = cluster();
+  await c.coords[0]!.set(k('one'), k('a'), 0);
+  await c.coords[0]!.set(k('one'), k('b'), 0);
+  await settle();
+  t.equal(c.sent.get('getObject') ?? 0, 0, 'no context read');
+  t.equal(c.sent.get('writeObject'), 4, 'two owners asked per write');
+  t.equal(c.coords[0]!.stats.writeRetries, 0);
+  for (const r of c.replicas) t.same(r.read(k('one'))?.siblings.map((s) => s.value?.toString()), ['b']);
+});
+
+t.test('a SET over a stale local copy is versioned again and supersedes the acknowledged write it missed', async (t) => {
+  // Node 3 has the first write but misses the second (acknowledged by nodes 1 and 2); its clock runs two
+  // minutes slow, so only causality can order its write after the second.
+  const c = cluster([0, 0, -120_000]);
+  await c.coords[0]!.set(k('s'), k('first'), 0);
+  await settle();
+  c.down.add(c.ids[2]!);
+  c.tick(10);
+  await c.coords[1]!.set(k('s'), k('second'), 0);
+  c.down.clear();
+  t.equal(c.replicas[2]!.read(k('s'))?.siblings[0]?.value?.toString(), 'first', 'node 3 missed the second write');
+  c.tick(10);
+  await c.coords[2]!.set(k('s'), k('third'), 0);
+  t.equal(c.coords[2]!.stats.writeRetries, 1, 'the owners reported what node 3 had not seen');
+  await settle();
+  for (const node of c.coords) t.equal((await node.get(k('s')))?.value.toString(), 'third');
+  await settle();
+  for (const r of c.replicas) t.same(r.read(k('s'))?.siblings.map((s) => s.value?.toString()), ['third'], 'no sibling left');
+});
+
+t.test('an owner that lost its copy does not reuse a dot the other owners hold', async (t) => {
+  const c = cluster();
+  await c.coords[0]!.set(k('d'), k('before'), 0);
+  await settle();
+  c.replicas[0]!.data.clear(); // node 1 lost its copy (a crash under fsync everysec, say)
+  c.tick(10);
+  await c.coords[0]!.set(k('d'), k('after'), 0);
+  t.equal(c.coords[0]!.stats.writeRetries, 1, 'the owners reported the dot node 1 had forgotten');
+  await settle();
+  for (const r of c.replicas) {
+    const obj = r.read(k('d'))!;
+    t.same(obj.siblings.map((s) => [s.counter, s.value?.toString()]), [[2, 'after']], 'a fresh dot, one sibling');
+  }
+});
+
+t.test('a SET with W=1 still hears N-W+1 owners before it answers, and stands on W when fewer are up', async (t) => {
+  const c = cluster([0, 0, 0], { r: 1, w: 1 });
+  // Nodes 1 and 2 take a write that node 3 misses.
+  c.down.add(c.ids[2]!);
+  await c.coords[0]!.set(k('w1'), k('first'), 0);
+  c.down.clear();
+  // Node 3's SET must supersede it: N-W+1 = 3 owners answer, and nodes 1 and 2 report the first write.
+  await c.coords[2]!.set(k('w1'), k('second'), 0);
+  t.equal(c.coords[2]!.stats.writeRetries, 1);
+  await settle();
+  for (const r of c.replicas) t.same(r.read(k('w1'))?.siblings.map((s) => s.value?.toString()), ['second']);
+  // With two owners down the write stands on its own W=1.
+  c.down.add(c.ids[0]!);
+  c.down.add(c.ids[1]!);
+  await c.coords[2]!.set(k('w1'), k('third'), 0);
+  t.equal((await c.coords[2]!.get(k('w1')))?.value.toString(), 'third');
 });

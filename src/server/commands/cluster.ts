@@ -73,6 +73,7 @@ function infoText(m: ClusterMember): string {
     ['cluster_ring_fingerprint', m.ring.fingerprint],
     ['cluster_read_repairs', m.coordinator.stats.readRepairs],
     ['cluster_quorum_failures', m.coordinator.stats.quorumFailures],
+    ['cluster_write_retries', m.coordinator.stats.writeRetries],
   ];
   return rows.map(([k, v]) => `${k}:${v}\r\n`).join('');
 }
