@@ -98,6 +98,7 @@ export async function recover(opts: RecoveryOptions): Promise<RecoveryResult> {
   try {
     for (const id of ids) {
       const file = await openSegmentFile(dir, id, logger);
+      if (file === 'deleted') continue;
       if (typeof file === 'string') {
         damagedFiles.push(file);
         stats.segmentsSkipped++;
@@ -324,13 +325,20 @@ function applyRecord(
 }
 
 /** Opens a segment and verifies its header; returns the path instead if the header is damaged. */
-async function openSegmentFile(dir: string, id: number, logger: Logger): Promise<FoundFile | string> {
+async function openSegmentFile(dir: string, id: number, logger: Logger): Promise<FoundFile | string | 'deleted'> {
   const path = Segment.inDir(dir, id, false).path;
   const fd = await io.open(path, 'r');
   try {
     const size = await io.fstatSize(fd);
     const buf = Buffer.alloc(SEGMENT_HEADER_BYTES);
     const got = await readFully(fd, buf, 0, SEGMENT_HEADER_BYTES, 0);
+    if (size < SEGMENT_HEADER_BYTES) {
+      // Created, then a crash before its header was written: it never held a record.
+      logger.warn({ file: path, offset: 0, bytes: size }, `storage: deleting ${path}: ${size} bytes, a segment whose header was never written`);
+      await io.close(fd);
+      await io.unlink(path);
+      return 'deleted';
+    }
     const h = decodeSegmentHeader(buf.subarray(0, got));
     let problem: string | undefined;
     if (h.kind === 'incomplete') problem = `file of ${size} bytes is shorter than a segment header`;
