@@ -361,7 +361,7 @@ export class Compactor {
       await fsyncDir(host.dir);
       checkGeneration();
     } catch (err) {
-      await this.discard(outputs, false);
+      await this.discard(outputs);
       if (!(err instanceof Abandoned) && (err as { code?: string }).code === 'ECORRUPT') {
         this.damaged.add((err as { segmentId: number }).segmentId);
       }
@@ -384,7 +384,7 @@ export class Compactor {
     if (host.generation !== generation) {
       // FLUSHALL made all of this obsolete; its own cleanup owns the inputs.
       await host.whenCleared();
-      await this.discard(outputs, true);
+      await this.discard(outputs);
       await io.unlink(commitPath);
       return;
     }
@@ -427,10 +427,10 @@ export class Compactor {
   }
 
   /** Closes and deletes outputs (and their hints) that will not be used. */
-  private async discard(outputs: Output[], renamed: boolean): Promise<void> {
+  private async discard(outputs: Output[]): Promise<void> {
     for (const o of outputs) {
       await o.seg.close().catch(() => undefined);
-      if (!renamed || o.seg.path.endsWith('.seg')) await unlinkIfExists(o.seg.path).catch(() => undefined);
+      await unlinkIfExists(o.seg.path).catch(() => undefined);
       await unlinkIfExists(o.seg.hintPath).catch(() => undefined);
     }
   }

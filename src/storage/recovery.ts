@@ -1,9 +1,13 @@
 // Recovery: rebuild the key directory from the segment files at open().
 // The rules (docs/storage.md has them in prose):
 //
-// 1. Segments are read in id order and every record's checksums are verified;
-//    later records win, tombstones remove, records already expired remove.
-// 2. A segment whose header is damaged is logged and skipped, never deleted.
+// 0. Unfinished work first (finishCompactions): .tmp files go, committed
+//    compactions are finished, uncommitted outputs are deleted.
+// 1. Segments replay in (orderKey, id) order: from their hint file if it
+//    verifies and matches, else record by record with every checksum
+//    verified; later records win, tombstones remove, expired records remove.
+// 2. A segment whose header is damaged is logged and skipped, never deleted
+//    (one shorter than a header never held a record and is deleted).
 // 3. If a valid header carries the generation flag (FLUSHALL), every segment
 //    with a lower id is obsolete and is deleted: that finishes a clear() that
 //    was interrupted after its new generation became durable.

@@ -141,6 +141,7 @@ export class SegmentStore {
    */
   static async open(opts: StoreOptions): Promise<SegmentStore> {
     assert(opts.segmentBytesMax > SEGMENT_HEADER_BYTES, 'segmentBytesMax too small');
+    assert(opts.segmentBytesMax < 2 ** 32, 'segmentBytesMax must stay below 4 GiB (hint files keep offsets as u32)');
     assert(opts.cacheBytes >= 0 && opts.compressBytesMin >= 0, 'negative storage option');
     await io.mkdir(opts.dir);
     const lock = await DirLock.acquire(opts.dir, opts.logger);

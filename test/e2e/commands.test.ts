@@ -8,7 +8,7 @@ import * as fs from 'node:fs';
 import * as http from 'node:http';
 import * as net from 'node:net';
 import { type NodeProcess, run, startNode } from './harness.js';
-import { type Arg, encode } from './resp-client.js';
+import { type Arg, Conn, encode } from './resp-client.js';
 
 // --- A small RESP client that decodes replies ------------------------------------------
 
@@ -58,71 +58,31 @@ function parse(buf: Buffer, pos: number): [Value, number] | undefined {
   }
 }
 
+/** The shared raw connection (resp-client.ts), with replies decoded into values. */
 class Client {
-  private buf: Buffer = Buffer.alloc(0);
-  private wake: (() => void) | undefined;
-  closed = false;
+  private constructor(private readonly conn: Conn) {}
 
-  private constructor(readonly sock: net.Socket) {
-    sock.on('data', (d: Buffer) => {
-      this.buf = Buffer.concat([this.buf, d]);
-      this.wake?.();
-    });
-    sock.on('close', () => {
-      this.closed = true;
-      this.wake?.();
-    });
-    sock.on('error', () => {});
+  static async connect(port: number): Promise<Client> {
+    return new Client(await Conn.connect(port));
   }
 
-  static connect(port: number): Promise<Client> {
-    return new Promise((resolve, reject) => {
-      const s = net.connect(port, '127.0.0.1', () => resolve(new Client(s)));
-      s.once('error', reject);
-    });
+  get sock(): net.Socket {
+    return this.conn.sock;
   }
 
+  /** The next reply, decoded. */
   async reply(timeoutMs = 5000): Promise<Value> {
-    const deadline = Date.now() + timeoutMs;
-    for (;;) {
-      const r = parse(this.buf, 0);
-      if (r) {
-        this.buf = this.buf.subarray(r[1]);
-        return r[0];
-      }
-      if (this.closed) throw new Error('connection closed');
-      const left = deadline - Date.now();
-      if (left <= 0) throw new Error(`no reply in ${timeoutMs} ms`);
-      await new Promise<void>((resolve) => {
-        const timer = setTimeout(resolve, left);
-        this.wake = () => {
-          clearTimeout(timer);
-          resolve();
-        };
-      });
-      this.wake = undefined;
-    }
+    return parse(await this.conn.replyBytes(timeoutMs), 0)![0];
   }
 
   call(...args: Arg[]): Promise<Value> {
-    this.sock.write(encode(args));
+    void this.conn.write(encode(args));
     return this.reply();
   }
 
-  /** The next reply's raw bytes, as latin1. */
-  async raw(...args: Arg[]): Promise<string> {
-    this.sock.write(encode(args));
-    const deadline = Date.now() + 5000;
-    for (;;) {
-      const r = parse(this.buf, 0);
-      if (r) {
-        const text = this.buf.toString('latin1', 0, r[1]);
-        this.buf = this.buf.subarray(r[1]);
-        return text;
-      }
-      if (this.closed || Date.now() > deadline) throw new Error('no reply');
-      await sleep(5);
-    }
+  /** The reply's raw bytes, as latin1. */
+  raw(...args: Arg[]): Promise<string> {
+    return this.conn.call(...args);
   }
 
   /** Bulk replies as text. */
@@ -134,14 +94,12 @@ class Client {
     throw new Error(`${args[0]}: not text: ${JSON.stringify(v)}`);
   }
 
-  async waitClosed(timeoutMs = 2000): Promise<boolean> {
-    const deadline = Date.now() + timeoutMs;
-    while (!this.closed && Date.now() < deadline) await sleep(10);
-    return this.closed;
+  waitClosed(timeoutMs = 2000): Promise<boolean> {
+    return this.conn.waitClosed(timeoutMs);
   }
 
   close(): void {
-    this.sock.destroy();
+    this.conn.close();
   }
 }
 

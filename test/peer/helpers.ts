@@ -8,6 +8,7 @@ import { crc32c } from '@node-rs/crc32';
 import { pino, type Logger } from 'pino';
 import { encodeHandshake, FrameDecoder, isFrameError, PEER_FORMAT_VERSION, type Frame, type FrameError } from '../../protocol/peer.js';
 import type { MemberState, NodeId, PeerMessage, VersionedObject } from '../../src/cluster/types.js';
+import { seededRandom } from '../../src/cluster/ports.js';
 import { objectLimits } from '../../src/cluster/version.js';
 import { peerFrameBytesMax } from '../../src/constants.js';
 import { PeerTransport, type PeerLimits } from '../../src/peer/index.js';
@@ -19,14 +20,10 @@ export function nodeId(n: number): NodeId {
   return n.toString(16).padStart(8, '0').repeat(5);
 }
 
+/** The cluster's seeded PRNG as a plain function. */
 export function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let x = Math.imul(a ^ (a >>> 15), 1 | a);
-    x = (x + Math.imul(x ^ (x >>> 7), 61 | x)) ^ x;
-    return ((x ^ (x >>> 14)) >>> 0) / 4294967296;
-  };
+  const r = seededRandom(seed);
+  return () => r.next();
 }
 
 const member: MemberState = {

@@ -10,6 +10,7 @@ import type { Logger } from 'pino';
 import { decodeRecord, SEGMENT_HEADER_BYTES } from '../../protocol/record.js';
 import type { DecodedRecord } from '../../protocol/record.js';
 import { keyBytesMax, valueBytesMax } from '../../src/constants.js';
+import { seededRandom } from '../../src/cluster/ports.js';
 import { SegmentStore } from '../../src/storage/store.js';
 import type { Entry, StoreOptions } from '../../src/storage/store.js';
 
@@ -108,13 +109,8 @@ export function flipBit(file: string, offset: number, bit = 0): void {
   }
 }
 
-/** A deterministic generator, so failures reproduce. */
+/** A deterministic generator, so failures reproduce (the cluster's seeded PRNG). */
 export function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let x = Math.imul(a ^ (a >>> 15), 1 | a);
-    x = (x + Math.imul(x ^ (x >>> 7), 61 | x)) ^ x;
-    return ((x ^ (x >>> 14)) >>> 0) / 4294967296;
-  };
+  const r = seededRandom(seed);
+  return () => r.next();
 }
