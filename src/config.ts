@@ -71,7 +71,7 @@ export const settings: readonly Setting[] = [
   { key: 'fsync', kind: { type: 'enum', values: ['always', 'everysec', 'no'] }, default: 'everysec', help: 'when writes are fsynced (as Redis appendfsync)' },
   { key: 'requirepass', kind: { type: 'string' }, default: undefined, help: 'password clients must AUTH with' },
   { key: 'cacheBytes', kind: { type: 'bytes', min: 0, max: 2 ** 45 }, default: C.cacheBytesDefault, help: 'budget of the hot value cache (e.g. 256mb)' },
-  { key: 'segmentBytesMax', kind: { type: 'bytes', min: 4 * C.KiB, max: 2 ** 40 }, default: C.segmentBytesMaxDefault, help: 'rotate the active segment at this size' },
+  { key: 'segmentBytesMax', kind: { type: 'bytes', min: 4 * C.KiB, max: C.segmentBytesLimit }, default: C.segmentBytesMaxDefault, help: 'rotate the active segment at this size' },
   { key: 'compressBytesMin', kind: { type: 'bytes', min: 0, max: C.valueBytesMax }, default: C.compressBytesMinDefault, help: 'compress values larger than this with zstd' },
   { key: 'compressLevel', kind: { type: 'int', min: 1, max: 19 }, default: C.compressLevelDefault, help: 'zstd level for values' },
   { key: 'bulkBytesMax', kind: { type: 'bytes', min: 1 * C.KiB, max: C.bulkBytesMaxDefault }, default: C.bulkBytesMaxDefault, help: 'largest bulk string a client may send (proto-max-bulk-len)' },

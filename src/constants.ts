@@ -69,6 +69,23 @@ export const writeBatchBytesInitial = 64 * KiB;
 export const recoveryReadBytes = 4 * MiB;
 /** Bytes charged to the hot cache per entry on top of key and value (object and list overhead). */
 export const cacheEntryOverheadBytes = 64;
+/** The compact index (src/storage/index.ts). Entry ids are 28 bits (the table
+ *  keeps 4 hash bits beside each id), so this is the most keys a node holds. */
+export const indexKeysMax = 2 ** 28 - 1;
+/** Index entries are allocated in chunks of this many (20 bytes each): growth never copies entries. */
+export const indexChunkEntries = 2 ** 16;
+/** The hash table (4 bytes a slot) doubles when keys exceed this share of its slots. */
+export const indexLoadFactorMax = 0.75;
+/** Slots of an empty index's table (a power of two). */
+export const indexSlotsMin = 1024;
+/** Slots of an empty expiry map (entry id -> expiresAtMs, 12 bytes a slot; same load factor). */
+export const expirySlotsMin = 64;
+/** Largest segment: record offsets are kept as u32 in the index. */
+export const segmentBytesLimit = 2 ** 32;
+/** SCAN/KEYS read a record whole (and verify both checksums) up to this size, else its header and key. */
+export const keyReadWholeBytesMax = 4 * KiB;
+/** The data directory's hash seed for the index (src/storage/hash.ts). */
+export const hashSeedFileName = 'hash-seed';
 /** Name of the lock file that keeps a second process out of a data directory. */
 export const lockFileName = 'LOCK';
 

@@ -29,14 +29,14 @@ import {
 } from '../../protocol/record.js';
 import type { DecodedRecord, DecodeResult, RecordLimits } from '../../protocol/record.js';
 import { recoveryReadBytes } from '../constants.js';
-import { fsyncDir, io, readFully } from './io.js';
-import type { KeyIndex } from './index.js';
+import { fsyncDir, io, readFully, readFullySync } from './io.js';
+import type { CompactIndex, KeyVerifier } from './index.js';
 import { Segment } from './segment.js';
 import type { RecoveryStats } from './types.js';
 
 export interface RecoveryOptions {
   dir: string;
-  index: KeyIndex;
+  index: CompactIndex;
   limits: RecordLimits;
   nowMs: number;
   logger: Logger;
@@ -121,6 +121,21 @@ export async function recover(opts: RecoveryOptions): Promise<RecoveryResult> {
   const bytesTotal = live.reduce((n, f) => n + f.size, 0);
   let bytesBefore = 0;
   const segments: Segment[] = [];
+  // The index keeps no keys: an overwrite found during recovery is confirmed
+  // by reading the key of the record the entry points at (on a segment read
+  // moments ago, so from the page cache).
+  const fds = new Map(live.map((f) => [f.id, f.fd]));
+  const keyBuf = Buffer.allocUnsafe(RECORD_HEADER_BYTES + opts.limits.keyBytesMax);
+  const verify: KeyVerifier = (id, key) => {
+    const index = opts.index;
+    const n = RECORD_HEADER_BYTES + key.length;
+    if (index.recordLengthOf(id) < n) return false;
+    const fd = fds.get(index.segmentIdOf(id));
+    if (fd === undefined) throw new Error(`recovery: index entry in unknown segment ${index.segmentIdOf(id)}`);
+    if (readFullySync(fd, keyBuf, 0, n, index.offsetOf(id)) !== n) return false;
+    return keyBuf.readUInt32LE(12) === key.length && keyBuf.compare(key, 0, key.length, RECORD_HEADER_BYTES, n) === 0;
+  };
+  opts.index.verify = verify;
   try {
     for (let i = 0; i < live.length; i++) {
       const f = live[i]!;
@@ -227,7 +242,7 @@ class SegmentScanner {
   private apply(rec: DecodedRecord, offset: number, recordLength: number): void {
     this.stats.recordsRead++;
     const { index, nowMs } = this.opts;
-    const key = rec.key.toString('latin1');
+    const key = rec.key;
     if (rec.type === RecordType.Tombstone) {
       index.delete(key);
     } else if (rec.expiresAtMs !== 0 && rec.expiresAtMs <= nowMs) {

@@ -56,6 +56,14 @@ export interface RecoveryStats {
 
 export interface StoreStats {
   keys: number;
+  /** RAM of the compact index (typed arrays: entries, hash table, expiry map). */
+  indexBytes: number;
+  /** Keys with an expiry (each costs an expiry map slot on top of its entry). */
+  keysWithExpiry: number;
+  /** Key verifications that needed a pread (a fingerprint match on an uncached, written record). */
+  keyVerifyReads: number;
+  /** Fingerprint matches that turned out to be another key. */
+  falseMatches: number;
   segments: number;
   /** Bytes in segment files (written, not counting what is still in memory). */
   diskBytes: number;
