@@ -144,7 +144,7 @@ export class SegmentStore {
     try {
       const started = Date.now();
       const seed = await loadHashSeed(opts.dir, opts.logger);
-      const index = new CompactIndex({ hasher: seededHasher(seed) });
+      const index = new CompactIndex({ hasher: opts.indexHasher ?? seededHasher(seed) });
       const recovered = await recover({
         dir: opts.dir,
         index,

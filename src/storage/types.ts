@@ -2,6 +2,7 @@
 // what the server imports).
 
 import type { Logger } from 'pino';
+import type { KeyHasher } from './hash.js';
 
 /**
  * When a write counts as durable (whenDurable):
@@ -33,6 +34,8 @@ export interface StoreOptions {
   now?: () => number;
   /** Called while open() reads the segments: bytes read so far, bytes in all. */
   onProgress?: (bytesDone: number, bytesTotal: number) => void;
+  /** Tests only: replaces the index's seeded hash (e.g. to force fingerprint collisions). */
+  indexHasher?: KeyHasher;
 }
 
 /** What recovery found; counted once per open(). */
