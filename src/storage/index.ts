@@ -222,8 +222,12 @@ export class CompactIndex {
     const oldLen = c[b + wLen]!;
     this.prevSegmentId = oldSeg;
     this.prevRecordLength = oldLen;
-    this.account(oldSeg, -oldLen);
-    this.account(e.segmentId, e.recordLength);
+    if (oldSeg === e.segmentId) {
+      this.account(oldSeg, e.recordLength - oldLen);
+    } else {
+      this.account(oldSeg, -oldLen);
+      this.account(e.segmentId, e.recordLength);
+    }
     this.bytes += e.recordLength - oldLen;
     c[b + wSeg] = e.segmentId;
     c[b + wOff] = e.offset;
@@ -529,6 +533,7 @@ export class CompactIndex {
   }
 
   private account(segmentId: number, delta: number): void {
+    if (delta === 0) return;
     const v = (this.segBytes.get(segmentId) ?? 0) + delta;
     assert(v >= 0, 'segment live bytes below zero');
     if (v === 0) this.segBytes.delete(segmentId);

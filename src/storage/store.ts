@@ -97,6 +97,8 @@ export class SegmentStore {
   falseMatches = 0;
   /** Set by verifyDeferred when it let a candidate through unchecked (get() checks it on its read). */
   private deferredId = 0;
+  /** The cached record holdsKey last confirmed (put() reuses its key copy). */
+  private verifiedCached: CachedRecord | undefined = undefined;
   private readonly verifyStrict: KeyVerifier = (id, key) => this.holdsKey(id, key, false);
   private readonly verifyDeferred: KeyVerifier = (id, key) => this.holdsKey(id, key, true);
 
@@ -344,11 +346,13 @@ export class SegmentStore {
     e.recordLength = length;
     e.expiresAtMs = expiresAtMs;
     e.flags = flags;
+    this.verifiedCached = undefined;
     const id = this.index.set(key, e);
     // Copies: the caller may reuse its buffers (a socket read buffer, say). An
-    // overwrite keeps the cached copy of the key, which was just verified equal.
-    const prior = this.index.prevSegmentId >= 0 ? this.cache.peek(id) : undefined;
-    this.cacheValue(id, prior !== undefined ? prior.key : Buffer.from(key), Buffer.from(value));
+    // overwrite confirmed against the cache keeps the cached copy of the key.
+    const prior = this.verifiedCached as CachedRecord | undefined;
+    this.verifiedCached = undefined;
+    this.cacheValue(id, prior !== undefined && this.index.prevSegmentId >= 0 ? prior.key : Buffer.from(key), Buffer.from(value));
   }
 
   /** Deletes `key`; true if it existed (and had not expired). */
@@ -495,7 +499,11 @@ export class SegmentStore {
     const length = this.index.recordLengthOf(id);
     if (length < RECORD_HEADER_BYTES + key.length) return this.mismatch();
     const cached = this.cache.peek(id);
-    if (cached !== undefined) return cached.key.equals(key) || this.mismatch();
+    if (cached !== undefined) {
+      if (!sameBytes(cached.key, key)) return this.mismatch();
+      this.verifiedCached = cached;
+      return true;
+    }
     const seg = this.segments.get(this.index.segmentIdOf(id));
     if (seg === undefined) assert.fail(`index points at unknown segment ${this.index.segmentIdOf(id)}`);
     const offset = this.index.offsetOf(id);
@@ -694,4 +702,13 @@ function recordHoldsKey(buf: Buffer, key: Buffer): boolean {
     return true;
   }
   return buf.compare(key, 0, n, RECORD_HEADER_BYTES, RECORD_HEADER_BYTES + n) === 0;
+}
+
+/** a.equals(b), with a plain loop for short keys (a native call has a fixed cost). */
+function sameBytes(a: Buffer, b: Buffer): boolean {
+  const n = a.length;
+  if (n !== b.length) return false;
+  if (n > 32) return a.equals(b);
+  for (let i = 0; i < n; i++) if (a[i] !== b[i]) return false;
+  return true;
 }
