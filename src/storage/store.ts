@@ -38,7 +38,7 @@ import {
   valueBytesMax,
 } from '../constants.js';
 import { ValueCache } from './cache.js';
-import type { CachedRecord } from './cache.js';
+import { cachedHoldsKey, cachedKey, cachedRecord, cachedValue } from './cache.js';
 import { StorageClosedError, StorageCorruptError, StorageLimitError } from './errors.js';
 import { loadHashSeed, seededHasher, seedToHex } from './hash.js';
 import type { HashSeed } from './hash.js';
@@ -97,8 +97,6 @@ export class SegmentStore {
   falseMatches = 0;
   /** Set by verifyDeferred when it let a candidate through unchecked (get() checks it on its read). */
   private deferredId = 0;
-  /** The cached record holdsKey last confirmed (put() reuses its key copy). */
-  private verifiedCached: CachedRecord | undefined = undefined;
   private readonly verifyStrict: KeyVerifier = (id, key) => this.holdsKey(id, key, false);
   private readonly verifyDeferred: KeyVerifier = (id, key) => this.holdsKey(id, key, true);
 
@@ -195,7 +193,7 @@ export class SegmentStore {
     }
     const expiresAtMs = this.index.expiresAtOf(id);
     const cached = this.cache.get(id);
-    if (cached !== undefined) return { value: cached.value, expiresAtMs };
+    if (cached !== undefined) return { value: cachedValue(cached), expiresAtMs };
 
     const segmentId = this.index.segmentIdOf(id);
     const offset = this.index.offsetOf(id);
@@ -205,9 +203,9 @@ export class SegmentStore {
     const inMemory = this.writer.readFromMemory(seg, offset, length);
     if (inMemory !== undefined) {
       const stored = this.decodeValue(inMemory, key, seg, offset);
-      // Copy out of the batch buffer so the cache does not pin the whole batch.
-      const value = stored.compressed ? stored.value : Buffer.from(stored.value);
-      this.cacheValue(id, Buffer.from(key), value);
+      // Copied out of the batch buffer (by the cache, or here) so that nothing pins the whole batch.
+      const rec = this.cacheValue(id, key, stored.value);
+      const value = rec !== undefined ? cachedValue(rec) : stored.compressed ? stored.value : Buffer.from(stored.value);
       return { value, expiresAtMs };
     }
     const unverified = this.deferredId === id;
@@ -346,13 +344,9 @@ export class SegmentStore {
     e.recordLength = length;
     e.expiresAtMs = expiresAtMs;
     e.flags = flags;
-    this.verifiedCached = undefined;
     const id = this.index.set(key, e);
-    // Copies: the caller may reuse its buffers (a socket read buffer, say). An
-    // overwrite confirmed against the cache keeps the cached copy of the key.
-    const prior = this.verifiedCached as CachedRecord | undefined;
-    this.verifiedCached = undefined;
-    this.cacheValue(id, prior !== undefined && this.index.prevSegmentId >= 0 ? prior.key : Buffer.from(key), Buffer.from(value));
+    // A copy (cacheValue copies): the caller may reuse its buffers (a socket read buffer, say).
+    this.cacheValue(id, key, value);
   }
 
   /** Deletes `key`; true if it existed (and had not expired). */
@@ -499,11 +493,7 @@ export class SegmentStore {
     const length = this.index.recordLengthOf(id);
     if (length < RECORD_HEADER_BYTES + key.length) return this.mismatch();
     const cached = this.cache.peek(id);
-    if (cached !== undefined) {
-      if (!sameBytes(cached.key, key)) return this.mismatch();
-      this.verifiedCached = cached;
-      return true;
-    }
+    if (cached !== undefined) return cachedHoldsKey(cached, key) || this.mismatch();
     const seg = this.segments.get(this.index.segmentIdOf(id));
     if (seg === undefined) assert.fail(`index points at unknown segment ${this.index.segmentIdOf(id)}`);
     const offset = this.index.offsetOf(id);
@@ -533,7 +523,7 @@ export class SegmentStore {
    */
   private keyOf(id: number): Buffer | undefined {
     const cached = this.cache.peek(id);
-    if (cached !== undefined) return cached.key;
+    if (cached !== undefined) return Buffer.from(cachedKey(cached));
     const seg = this.segments.get(this.index.segmentIdOf(id));
     if (seg === undefined) assert.fail(`index points at unknown segment ${this.index.segmentIdOf(id)}`);
     const offset = this.index.offsetOf(id);
@@ -600,10 +590,16 @@ export class SegmentStore {
     return seg;
   }
 
-  private cacheValue(id: number, key: Buffer, value: Buffer): void {
+  /** Caches a copy of key and value as the record of entry `id`. */
+  private cacheValue(id: number, key: Buffer, value: Buffer): Buffer | undefined {
     // lru-cache would refuse an oversized value; dropping the entry keeps a stale one out.
-    if (this.cache.fits(key, value)) this.cache.set(id, { key, value } satisfies CachedRecord);
-    else this.cache.delete(id);
+    if (!this.cache.fits(key, value)) {
+      this.cache.delete(id);
+      return undefined;
+    }
+    const rec = cachedRecord(key, value);
+    this.cache.set(id, rec);
+    return rec;
   }
 
   private async readCold(
@@ -629,7 +625,7 @@ export class SegmentStore {
     const { value } = this.decodeValue(buf, key, seg, offset);
     // Cache only if the entry still points at this record: it may have changed during the read.
     if (this.index.isLive(id) && this.index.segmentIdOf(id) === seg.id && this.index.offsetOf(id) === offset) {
-      this.cacheValue(id, Buffer.from(key), value);
+      this.cacheValue(id, key, value);
     }
     return { value, expiresAtMs };
   }
@@ -704,11 +700,3 @@ function recordHoldsKey(buf: Buffer, key: Buffer): boolean {
   return buf.compare(key, 0, n, RECORD_HEADER_BYTES, RECORD_HEADER_BYTES + n) === 0;
 }
 
-/** a.equals(b), with a plain loop for short keys (a native call has a fixed cost). */
-function sameBytes(a: Buffer, b: Buffer): boolean {
-  const n = a.length;
-  if (n !== b.length) return false;
-  if (n > 32) return a.equals(b);
-  for (let i = 0; i < n; i++) if (a[i] !== b[i]) return false;
-  return true;
-}
