@@ -74,8 +74,8 @@ export const settings: readonly Setting[] = [
   { key: 'fsync', kind: { type: 'enum', values: ['always', 'everysec', 'no'] }, default: 'everysec', help: 'when writes are fsynced (as Redis appendfsync)' },
   { key: 'requirepass', kind: { type: 'string' }, default: undefined, help: 'password clients must AUTH with' },
   { key: 'cacheBytes', kind: { type: 'bytes', min: 0, max: 2 ** 45 }, default: C.cacheBytesDefault, help: 'budget of the hot value cache (e.g. 256mb)' },
-  // At most 4 GiB: hint files keep record offsets as u32.
-  { key: 'segmentBytesMax', kind: { type: 'bytes', min: 4 * C.KiB, max: 2 ** 32 - 1 }, default: C.segmentBytesMaxDefault, help: 'rotate the active segment at this size (at most 4 GiB)' },
+  // At most 4 GiB - 1: the index and hint files keep record offsets as u32.
+  { key: 'segmentBytesMax', kind: { type: 'bytes', min: 4 * C.KiB, max: C.segmentBytesLimit }, default: C.segmentBytesMaxDefault, help: 'rotate the active segment at this size (at most 4 GiB - 1)' },
   { key: 'compressBytesMin', kind: { type: 'bytes', min: 0, max: C.valueBytesMax }, default: C.compressBytesMinDefault, help: 'compress values larger than this with zstd' },
   { key: 'compressLevel', kind: { type: 'int', min: 1, max: 19 }, default: C.compressLevelDefault, help: 'zstd level for values' },
   { key: 'compactionMinDeadPercent', kind: { type: 'int', min: 1, max: 100 }, default: Math.round(C.compactionMinDeadRatioDefault * 100), help: 'compact sealed segments with at least this % of dead bytes' },

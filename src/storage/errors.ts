@@ -6,15 +6,19 @@ export class StorageError extends Error {
   override name = 'StorageError';
 }
 
-/** A key or value over the store's limits (constants.keyBytesMax / valueBytesMax). */
+/** A key or value over the store's limits (constants.keyBytesMax / valueBytesMax), or a new key beyond indexKeysMax. */
 export class StorageLimitError extends StorageError {
   override name = 'StorageLimitError';
   constructor(
-    readonly what: 'key' | 'value',
+    readonly what: 'key' | 'value' | 'keys',
     readonly bytes: number,
     readonly limit: number,
   ) {
-    super(`${what} of ${bytes} bytes is over the limit of ${limit} bytes`);
+    super(
+      what === 'keys'
+        ? `the store holds ${limit} keys, its limit (indexKeysMax); delete keys before adding new ones`
+        : `${what} of ${bytes} bytes is over the limit of ${limit} bytes`,
+    );
   }
 }
 

@@ -35,6 +35,14 @@ export const io = {
   write(fd: number, buf: Buffer, offset: number, length: number, position: number): number | Promise<number> {
     return fs.writeSync(fd, buf, offset, length, position);
   },
+  /**
+   * One synchronous pread: the index verifies a key on a fingerprint match
+   * with it (a few dozen bytes, almost always from the page cache), where a
+   * round trip through libuv's thread pool would cost far more.
+   */
+  readSync(fd: number, buf: Buffer, offset: number, length: number, position: number): number {
+    return fs.readSync(fd, buf, offset, length, position);
+  },
   fdatasync(fd: number): Promise<void> {
     return new Promise((resolve, reject) => fs.fdatasync(fd, doneVoid(resolve, reject)));
   },
@@ -84,6 +92,17 @@ export async function readFully(
   while (got < length) {
     const n = await io.read(fd, buf, offset + got, length - got, position + got);
     if (n === 0) break; // end of file
+    got += n;
+  }
+  return got;
+}
+
+/** readFully, synchronously (io.readSync). */
+export function readFullySync(fd: number, buf: Buffer, offset: number, length: number, position: number): number {
+  let got = 0;
+  while (got < length) {
+    const n = io.readSync(fd, buf, offset + got, length - got, position + got);
+    if (n === 0) break;
     got += n;
   }
   return got;

@@ -35,14 +35,14 @@ import type { DecodedRecord, DecodeResult, RecordLimits } from '../../protocol/r
 import { decodeCommit } from '../../protocol/commit.js';
 import { decodeHintFile } from '../../protocol/hint.js';
 import { recoveryReadBytes } from '../constants.js';
-import { fsyncDir, io, readFully } from './io.js';
-import type { KeyIndex } from './index.js';
+import { fsyncDir, io, readFully, readFullySync } from './io.js';
+import type { CompactIndex, KeyVerifier } from './index.js';
 import { classifyFileName, dataFileName, Segment } from './segment.js';
 import type { RecoveryStats } from './types.js';
 
 export interface RecoveryOptions {
   dir: string;
-  index: KeyIndex;
+  index: CompactIndex;
   limits: RecordLimits;
   nowMs: number;
   logger: Logger;
@@ -141,6 +141,21 @@ export async function recover(opts: RecoveryOptions): Promise<RecoveryResult> {
   let bytesBefore = 0;
   const segments: Segment[] = [];
   const segmentsWithoutHint: Segment[] = [];
+  // The index keeps no keys: an overwrite found during recovery is confirmed
+  // by reading the key of the record the entry points at (on a segment read
+  // moments ago, so from the page cache).
+  const fds = new Map(live.map((f) => [f.id, f.fd]));
+  const keyBuf = Buffer.allocUnsafe(RECORD_HEADER_BYTES + opts.limits.keyBytesMax);
+  const verify: KeyVerifier = (id, key) => {
+    const index = opts.index;
+    const n = RECORD_HEADER_BYTES + key.length;
+    if (index.recordLengthOf(id) < n) return false;
+    const fd = fds.get(index.segmentIdOf(id));
+    if (fd === undefined) throw new Error(`recovery: index entry in unknown segment ${index.segmentIdOf(id)}`);
+    if (readFullySync(fd, keyBuf, 0, n, index.offsetOf(id)) !== n) return false;
+    return keyBuf.readUInt32LE(12) === key.length && keyBuf.compare(key, 0, key.length, RECORD_HEADER_BYTES, n) === 0;
+  };
+  opts.index.verify = verify;
   try {
     for (const f of live) {
       let size = f.size;
@@ -296,7 +311,7 @@ async function applyHintFile(f: FoundFile, opts: RecoveryOptions, stats: Recover
     return false;
   }
   decodeHintFile(buf, opts.limits.keyBytesMax, (e) =>
-    applyRecord(opts, stats, f.id, e.type, Buffer.from(e.key), e.offset, e.recordLength, e.expiresAtMs, e.flags),
+    applyRecord(opts, stats, f.id, e.type, Buffer.from(e.key.buffer, e.key.byteOffset, e.key.length), e.offset, e.recordLength, e.expiresAtMs, e.flags),
   );
   stats.hintsUsed++;
   return true;
@@ -316,7 +331,7 @@ function applyRecord(
 ): void {
   stats.recordsRead++;
   const { index, nowMs } = opts;
-  const key = keyBytes.toString('latin1');
+  const key = keyBytes;
   if (type === RecordType.Tombstone) {
     index.delete(key);
   } else if (expiresAtMs !== 0 && expiresAtMs <= nowMs) {

@@ -9,11 +9,18 @@
 // pending batch without a Promise, and only a cold read returns one (one
 // pread on a kept-open fd, checksum verified). Callers learn durability
 // separately, through whenDurable().
+//
+// The index (index.ts) keeps hashes and locations, not keys. Whenever it finds
+// an entry whose hash matches, the store confirms the key (holdsKey): against
+// the cached record, the pending batch, or a synchronous pread of the
+// record's header and key. get() defers that check to the record read it does
+// anyway, so a cold GET stays one disk read.
 
 import assert from 'node:assert/strict';
 import * as zstd from 'zstd-napi';
 import {
   decodeRecord,
+  RECORD_HEADER_BYTES,
   recordLength,
   RecordFlag,
   RecordType,
@@ -28,18 +35,24 @@ import {
   expireSweepIntervalMs,
   expireSweepKeysPerRun,
   fsyncEverysecIntervalMs,
+  indexKeysMax,
   keyBytesMax,
   MiB,
   tombstoneGraceSecondsDefault,
+  keyReadWholeBytesMax,
+  segmentBytesLimit,
   valueBytesMax,
 } from '../constants.js';
 import { Compactor } from './compactor.js';
 import type { CompactionHost } from './compactor.js';
 import { ValueCache } from './cache.js';
+import { cachedHoldsKey, cachedKey, cachedRecord, cachedValue } from './cache.js';
 import { StorageClosedError, StorageCorruptError, StorageLimitError } from './errors.js';
-import { MapIndex } from './index.js';
-import type { IndexEntry, KeyIndex } from './index.js';
-import { fsyncDir, io } from './io.js';
+import { loadHashSeed, seededHasher, seedToHex } from './hash.js';
+import type { HashSeed } from './hash.js';
+import { CompactIndex } from './index.js';
+import type { IndexEntry, KeyVerifier } from './index.js';
+import { fsyncDir, io, readFullySync } from './io.js';
 import { DirLock } from './lock.js';
 import { recover } from './recovery.js';
 import type { RecoveryResult } from './recovery.js';
@@ -48,6 +61,9 @@ import type { Entry, RecoveryStats, StoreOptions, StoreStats } from './types.js'
 import { LogWriter } from './writer.js';
 
 export type { Entry, FsyncPolicy, RecoveryStats, StoreOptions, StoreStats } from './types.js';
+export type { IndexEntry } from './index.js';
+export { hashKey } from './hash.js';
+export type { HashSeed, KeyHash } from './hash.js';
 export {
   StorageClosedError,
   StorageCorruptError,
@@ -85,19 +101,30 @@ export class SegmentStore {
   private corruptReads = 0;
   /** Reused by put() so the hot path allocates no index entry object. */
   private readonly scratch: IndexEntry = { segmentId: 0, offset: 0, recordLength: 0, expiresAtMs: 0, flags: 0 };
-  /** Bytes of indexed records per segment id: what compaction would keep of each. */
-  private readonly liveBySegment = new Map<number, number>();
   /** Bumped by every clear(), so background work begun before it can tell. */
   private generation = 0;
   private readonly compactor: Compactor;
+  /** Record header + largest key: the buffer of key verification reads. */
+  private readonly keyBuf = Buffer.allocUnsafe(RECORD_HEADER_BYTES + keyBytesMax);
+  /** Fingerprint matches confirmed by a read of the record (figures for the docs). */
+  keyVerifyReads = 0;
+  /** Fingerprint matches that turned out to be another key. */
+  falseMatches = 0;
+  /** Set by verifyDeferred when it let a candidate through unchecked (get() checks it on its read). */
+  private deferredId = 0;
+  private readonly verifyStrict: KeyVerifier = (id, key) => this.holdsKey(id, key, false);
+  private readonly verifyDeferred: KeyVerifier = (id, key) => this.holdsKey(id, key, true);
 
   private constructor(
     private readonly opts: StoreOptions,
     private readonly lock: DirLock,
-    private readonly index: KeyIndex,
+    private readonly index: CompactIndex,
+    /** The data directory's hash seed (hash-seed): hint files record it and are ignored if it differs. */
+    readonly hashSeed: HashSeed,
     recovered: RecoveryResult,
   ) {
     this.now = opts.now ?? Date.now;
+    index.verify = this.verifyStrict;
     this.cache = new ValueCache(opts.cacheBytes);
     this.writer = new LogWriter({ dir: opts.dir, fsync: opts.fsync, logger: opts.logger, now: this.now });
     for (const seg of recovered.segments) this.segments.set(seg.id, seg);
@@ -107,10 +134,6 @@ export class SegmentStore {
     // Always a fresh active segment: every file that existed at open stays
     // immutable. Its file appears only when the first record is flushed.
     this.active = this.newSegment(false);
-    for (const k of index.keys()) {
-      const e = index.get(k)!;
-      this.addLive(e.segmentId, e.recordLength);
-    }
 
     this.compactor = new Compactor(this.compactionHost(), {
       minDeadRatio: opts.compactionMinDeadRatio ?? compactionMinDeadRatioDefault,
@@ -141,13 +164,14 @@ export class SegmentStore {
    */
   static async open(opts: StoreOptions): Promise<SegmentStore> {
     assert(opts.segmentBytesMax > SEGMENT_HEADER_BYTES, 'segmentBytesMax too small');
-    assert(opts.segmentBytesMax < 2 ** 32, 'segmentBytesMax must stay below 4 GiB (hint files keep offsets as u32)');
+    assert(opts.segmentBytesMax <= segmentBytesLimit, 'segmentBytesMax over segmentBytesLimit (offsets are u32 in the index and in hint files)');
     assert(opts.cacheBytes >= 0 && opts.compressBytesMin >= 0, 'negative storage option');
     await io.mkdir(opts.dir);
     const lock = await DirLock.acquire(opts.dir, opts.logger);
     try {
       const started = Date.now();
-      const index = new MapIndex();
+      const seed = await loadHashSeed(opts.dir, opts.logger);
+      const index = new CompactIndex({ hasher: opts.indexHasher ?? seededHasher(seed) });
       const recovered = await recover({
         dir: opts.dir,
         index,
@@ -160,7 +184,7 @@ export class SegmentStore {
         { dir: opts.dir, keys: index.size, segments: recovered.segments.length, ms: Date.now() - started, ...recovered.stats },
         `storage: opened ${opts.dir}: ${index.size} keys in ${recovered.segments.length} segments`,
       );
-      return new SegmentStore(opts, lock, index, recovered);
+      return new SegmentStore(opts, lock, index, seed, recovered);
     } catch (err) {
       await lock.release();
       throw err;
@@ -177,35 +201,55 @@ export class SegmentStore {
    */
   get(key: Buffer): Entry | undefined | Promise<Entry | undefined> {
     this.checkOpen();
-    const k = key.toString('latin1');
-    const e = this.live(k);
-    if (e === undefined) return undefined;
-    const { expiresAtMs, segmentId, offset, recordLength: length } = e;
-    const cached = this.cache.get(k);
-    if (cached !== undefined) return { value: cached, expiresAtMs };
+    return this.lookup(key, true);
+  }
 
+  /**
+   * get(), verifying fingerprint matches that only a disk read could confirm
+   * either on that read (`deferred`) or before it, with a pread of the key.
+   */
+  private lookup(key: Buffer, deferred: boolean): Entry | undefined | Promise<Entry | undefined> {
+    this.deferredId = 0;
+    const id = this.index.find(key, deferred ? this.verifyDeferred : this.verifyStrict);
+    if (id === 0) return undefined;
+    if (this.index.hasExpiry(id) && this.isExpired(this.index.expiresAtOf(id), this.now())) {
+      // Expiring deletes and writes a tombstone: be sure it is this key first.
+      if (this.deferredId === id) return this.lookup(key, false);
+      this.expire(id, key);
+      return undefined;
+    }
+    const expiresAtMs = this.index.expiresAtOf(id);
+    const cached = this.cache.get(id);
+    if (cached !== undefined) return { value: cachedValue(cached), expiresAtMs };
+
+    const segmentId = this.index.segmentIdOf(id);
+    const offset = this.index.offsetOf(id);
+    const length = this.index.recordLengthOf(id);
     const seg = this.segments.get(segmentId);
     if (seg === undefined) assert.fail(`index points at unknown segment ${segmentId}`);
     const inMemory = this.writer.readFromMemory(seg, offset, length);
     if (inMemory !== undefined) {
       const stored = this.decodeValue(inMemory, key, seg, offset);
-      // Copy out of the batch buffer so the cache does not pin the whole batch.
-      const value = stored.compressed ? stored.value : Buffer.from(stored.value);
-      this.cacheValue(k, value);
+      // Copied out of the batch buffer (by the cache, or here) so that nothing pins the whole batch.
+      const rec = this.cacheValue(id, key, stored.value);
+      const value = rec !== undefined ? cachedValue(rec) : stored.compressed ? stored.value : Buffer.from(stored.value);
       return { value, expiresAtMs };
     }
-    return this.readCold(k, key, seg, offset, length, expiresAtMs);
+    const unverified = this.deferredId === id;
+    this.deferredId = 0;
+    return this.readCold(id, key, seg, offset, length, expiresAtMs, unverified);
   }
 
   /** undefined if the key is missing or expired, else its expiresAtMs (0 = none). */
   expiryOf(key: Buffer): number | undefined {
     this.checkOpen();
-    return this.live(key.toString('latin1'))?.expiresAtMs;
+    const id = this.liveId(key);
+    return id === 0 ? undefined : this.index.expiresAtOf(id);
   }
 
   has(key: Buffer): boolean {
     this.checkOpen();
-    return this.live(key.toString('latin1')) !== undefined;
+    return this.liveId(key) !== 0;
   }
 
   /** Keys in the index, like DBSIZE: may count expired keys the sweep has not reached. */
@@ -214,23 +258,33 @@ export class SegmentStore {
   }
 
   /**
-   * A step of a Redis-like SCAN: cursor 0 starts, a returned 0 ends. A key
-   * present during the whole scan is returned at least once (index.ts says why).
+   * A step of a Redis-like SCAN: cursor 0 starts, a returned 0 ends. The cursor
+   * is an index entry id, which never moves, so a key present during the whole
+   * scan is returned at least once (index.ts says why). Keys are read from
+   * the cache, the pending batch or the records on disk.
    */
   scan(cursor: number, count: number): { cursor: number; keys: Buffer[] } {
     this.checkOpen();
     const step = this.index.scan(cursor, Math.max(1, Math.floor(count) || 1));
     const keys: Buffer[] = [];
-    for (const k of step.keys) if (this.live(k)) keys.push(Buffer.from(k, 'latin1'));
+    const now = this.now();
+    for (const id of step.ids) {
+      if (!this.index.isLive(id)) continue; // expired by an earlier key of this step? (ids are distinct; defensive)
+      const key = this.keyOf(id);
+      if (key === undefined) continue;
+      if (this.index.hasExpiry(id) && this.isExpired(this.index.expiresAtOf(id), now)) this.expire(id, key);
+      else keys.push(key);
+    }
     return { cursor: step.cursor, keys };
   }
 
-  /** Every live key (expired ones are skipped, not deleted). */
+  /** Every live key (expired ones are skipped, not deleted). Each costs a read unless cached. */
   *keys(): IterableIterator<Buffer> {
     this.checkOpen();
-    for (const k of this.index.keys()) {
-      const e = this.index.get(k);
-      if (e && !this.isExpired(e.expiresAtMs, this.now())) yield Buffer.from(k, 'latin1');
+    for (const id of this.index.ids()) {
+      if (this.index.hasExpiry(id) && this.isExpired(this.index.expiresAtOf(id), this.now())) continue;
+      const key = this.keyOf(id);
+      if (key !== undefined) yield key;
     }
   }
 
@@ -238,10 +292,42 @@ export class SegmentStore {
     this.checkOpen();
     // Each expired pick is deleted, so this ends.
     for (;;) {
-      const k = this.index.randomKey();
-      if (k === undefined) return undefined;
-      if (this.live(k)) return Buffer.from(k, 'latin1');
+      const id = this.index.randomId();
+      if (id === 0) return undefined;
+      const key = this.keyOf(id);
+      if (key === undefined) return undefined; // damaged record (logged); do not spin on it
+      if (this.index.hasExpiry(id) && this.isExpired(this.index.expiresAtOf(id), this.now())) this.expire(id, key);
+      else return key;
     }
+  }
+
+  // --- for compaction ----------------------------------------------------------------
+
+  /** Whether the newest record of `key` is the one at (segmentId, offset). No disk read. */
+  isAt(key: Buffer, segmentId: number, offset: number): boolean {
+    this.checkOpen();
+    return this.index.isAt(key, segmentId, offset);
+  }
+
+  /**
+   * Compare-and-set: points `key` at `to` only if it still points at
+   * (fromSegmentId, fromOffset); the entry keeps its SCAN position and its
+   * cached value (same key, same value). The segment of `to` must be known to
+   * the store (a compaction output registered with it).
+   */
+  relocate(key: Buffer, fromSegmentId: number, fromOffset: number, to: IndexEntry): boolean {
+    this.checkOpen();
+    return this.index.relocate(key, fromSegmentId, fromOffset, to);
+  }
+
+  /** Sum of the record lengths of the live entries in a segment: what compacting it would keep. */
+  segmentLiveBytes(segmentId: number): number {
+    return this.index.segmentLiveBytes(segmentId);
+  }
+
+  /** The index's hash seed as 16 hex digits, for files that persist key hashes. */
+  get hashSeedHex(): string {
+    return seedToHex(this.hashSeed);
   }
 
   // --- writes ----------------------------------------------------------------------
@@ -267,6 +353,9 @@ export class SegmentStore {
       }
     }
     const length = recordLength(key.length, stored.length);
+    if (this.index.size >= indexKeysMax && this.index.find(key) === 0) {
+      throw new StorageLimitError('keys', this.index.size + 1, indexKeysMax);
+    }
     const seg = this.activeFor(length);
     const offset = this.writer.append(seg, {
       type: RecordType.Put,
@@ -276,32 +365,26 @@ export class SegmentStore {
       key,
       value: stored,
     });
-    const k = key.toString('latin1');
-    const prev = this.index.get(k);
-    if (prev !== undefined) this.addLive(prev.segmentId, -prev.recordLength);
-    this.addLive(seg.id, length);
     const e = this.scratch;
     e.segmentId = seg.id;
     e.offset = offset;
     e.recordLength = length;
     e.expiresAtMs = expiresAtMs;
     e.flags = flags;
-    this.index.set(k, e);
-    // A copy: the caller may reuse its buffer (a socket read buffer, say).
-    this.cacheValue(k, Buffer.from(value));
+    const id = this.index.set(key, e);
+    // A copy (cacheValue copies): the caller may reuse its buffers (a socket read buffer, say).
+    this.cacheValue(id, key, value);
   }
 
   /** Deletes `key`; true if it existed (and had not expired). */
   delete(key: Buffer): boolean {
     this.checkOpen();
-    const k = key.toString('latin1');
-    const e = this.live(k);
-    if (e === undefined) return false;
+    const id = this.liveId(key);
+    if (id === 0) return false;
     this.checkWritable();
     this.appendTombstone(key);
-    this.addLive(e.segmentId, -e.recordLength);
-    this.index.delete(k);
-    this.cache.delete(k);
+    this.index.remove(id);
+    this.cache.delete(id);
     return true;
   }
 
@@ -325,7 +408,6 @@ export class SegmentStore {
     this.generation++;
     this.index.clear();
     this.cache.clear();
-    this.liveBySegment.clear();
     const old = [...this.segments.values()];
     const damaged = this.damagedFiles;
     this.damagedFiles = [];
@@ -372,6 +454,10 @@ export class SegmentStore {
     const w = this.writer;
     return {
       keys: this.index.size,
+      indexBytes: this.index.memoryBytes,
+      keysWithExpiry: this.index.expiringKeys,
+      keyVerifyReads: this.keyVerifyReads,
+      falseMatches: this.falseMatches,
       segments,
       diskBytes,
       liveBytes: this.index.liveBytes,
@@ -401,18 +487,7 @@ export class SegmentStore {
     await this.compactor.runNow(true);
   }
 
-  /** Bytes of the records the index points at in one segment. */
-  segmentLiveBytes(segmentId: number): number {
-    return this.liveBySegment.get(segmentId) ?? 0;
-  }
-
   // --- internals -------------------------------------------------------------------
-
-  private addLive(segmentId: number, bytes: number): void {
-    const n = (this.liveBySegment.get(segmentId) ?? 0) + bytes;
-    assert(n >= 0, 'live bytes below zero');
-    this.liveBySegment.set(segmentId, n);
-  }
 
   /** The narrow view of the store that compactor.ts works through. */
   private compactionHost(): CompactionHost {
@@ -425,26 +500,15 @@ export class SegmentStore {
       segmentsInOrder: () => [...this.segments.values()].sort(Segment.compare),
       segmentLiveBytes: (id) => this.segmentLiveBytes(id),
       allocateSegmentId: () => this.nextSegmentId++,
-      isCurrent: (key, segmentId, offset) => {
-        const e = this.index.get(key.toString('latin1'));
-        return e !== undefined && e.segmentId === segmentId && e.offset === offset;
-      },
-      hasKey: (key) => this.index.get(key.toString('latin1')) !== undefined,
-      relocate: (key, fromSegmentId, fromOffset, to) => {
-        const k = key.toString('latin1');
-        const e = this.index.get(k);
-        if (e === undefined || e.segmentId !== fromSegmentId || e.offset !== fromOffset) return false;
-        this.addLive(fromSegmentId, -e.recordLength);
-        this.addLive(to.segmentId, to.recordLength);
-        this.index.set(k, to);
-        return true;
-      },
+      isCurrent: (key, segmentId, offset) => this.index.isAt(key, segmentId, offset),
+      hasKey: (key) => this.index.find(key) !== 0,
+      relocate: (key, fromSegmentId, fromOffset, to) => this.index.relocate(key, fromSegmentId, fromOffset, to),
       addSegment: (seg) => {
         this.segments.set(seg.id, seg);
       },
       removeSegment: async (seg) => {
+        assert(this.index.segmentLiveBytes(seg.id) === 0, `compaction input ${seg.fileName} still has live records`);
         this.segments.delete(seg.id);
-        this.liveBySegment.delete(seg.id);
         this.writer.forget(seg);
         await seg.close();
       },
@@ -468,28 +532,103 @@ export class SegmentStore {
     return expiresAtMs !== 0 && expiresAtMs <= now;
   }
 
-  /** The entry of a key that exists and has not expired; an expired one is deleted on the way. */
-  private live(k: string): Readonly<IndexEntry> | undefined {
-    const e = this.index.get(k);
-    if (e === undefined) return undefined;
-    if (this.isExpired(e.expiresAtMs, this.now())) {
-      this.expire(k);
-      return undefined;
+  /** The entry id of a key that exists and has not expired, else 0; an expired one is deleted on the way. */
+  private liveId(key: Buffer): number {
+    const id = this.index.find(key);
+    if (id === 0) return 0;
+    if (this.index.hasExpiry(id) && this.isExpired(this.index.expiresAtOf(id), this.now())) {
+      this.expire(id, key);
+      return 0;
     }
-    return e;
+    return id;
   }
 
   /**
-   * Removes an expired key. The tombstone is not needed for correctness (an
-   * expired record is dropped by recovery anyway) but keeps the key dead if the
-   * wall clock is ever set back. While writes fail it is skipped.
+   * Removes an expired key (entry `id`, whose key is `key`). The tombstone is
+   * not needed for correctness (an expired record is dropped by recovery
+   * anyway) but keeps the key dead if the wall clock is ever set back. While
+   * writes fail it is skipped.
    */
-  private expire(k: string): void {
-    const e = this.index.get(k);
-    if (e !== undefined) this.addLive(e.segmentId, -e.recordLength);
-    this.index.delete(k);
-    this.cache.delete(k);
-    if (!this.writer.failure && !this.closing) this.appendTombstone(Buffer.from(k, 'latin1'));
+  private expire(id: number, key: Buffer): void {
+    this.index.remove(id);
+    this.cache.delete(id);
+    if (!this.writer.failure && !this.closing) this.appendTombstone(key);
+  }
+
+  /**
+   * Whether index entry `id` holds `key`: from the cache, the pending batch,
+   * or (unless `defer`, where get() checks on its own read) one pread of the
+   * record's header and key.
+   */
+  private holdsKey(id: number, key: Buffer, defer: boolean): boolean {
+    const length = this.index.recordLengthOf(id);
+    if (length < RECORD_HEADER_BYTES + key.length) return this.mismatch();
+    const cached = this.cache.peek(id);
+    if (cached !== undefined) return cachedHoldsKey(cached, key) || this.mismatch();
+    const seg = this.segments.get(this.index.segmentIdOf(id));
+    if (seg === undefined) assert.fail(`index points at unknown segment ${this.index.segmentIdOf(id)}`);
+    const offset = this.index.offsetOf(id);
+    const mem = this.writer.readFromMemory(seg, offset, length);
+    if (mem !== undefined) return recordHoldsKey(mem, key) || this.mismatch();
+    if (defer) {
+      this.deferredId = id;
+      return true;
+    }
+    if (seg.fd === null) assert.fail(`record of ${seg.fileName} neither in memory nor in a file`);
+    this.keyVerifyReads++;
+    const n = RECORD_HEADER_BYTES + key.length;
+    const got = readFullySync(seg.fd, this.keyBuf, 0, n, offset);
+    return (got === n && recordHoldsKey(this.keyBuf, key)) || this.mismatch();
+  }
+
+  private mismatch(): false {
+    this.falseMatches++;
+    return false;
+  }
+
+  /**
+   * The key of entry `id`, from the cache, the pending batch or the record on
+   * disk (verified: both checksums for records up to keyReadWholeBytesMax, the
+   * header checksum for larger ones). undefined if the record is damaged
+   * (logged and counted as a corrupt read).
+   */
+  private keyOf(id: number): Buffer | undefined {
+    const cached = this.cache.peek(id);
+    if (cached !== undefined) return Buffer.from(cachedKey(cached));
+    const seg = this.segments.get(this.index.segmentIdOf(id));
+    if (seg === undefined) assert.fail(`index points at unknown segment ${this.index.segmentIdOf(id)}`);
+    const offset = this.index.offsetOf(id);
+    const length = this.index.recordLengthOf(id);
+    const mem = this.writer.readFromMemory(seg, offset, length);
+    if (mem !== undefined) {
+      const keyLength = mem.readUInt32LE(12);
+      return Buffer.from(mem.subarray(RECORD_HEADER_BYTES, RECORD_HEADER_BYTES + keyLength));
+    }
+    if (seg.fd === null) assert.fail(`record of ${seg.fileName} neither in memory nor in a file`);
+    const first = Math.min(length, keyReadWholeBytesMax);
+    const buf = Buffer.allocUnsafe(first);
+    let got = readFullySync(seg.fd, buf, 0, first, offset);
+    const r = decodeRecord(buf, 0, got, recordLimits);
+    if (r.kind === 'corrupt' || (r.kind === 'incomplete' && got < Math.min(first, RECORD_HEADER_BYTES)) || (r.kind === 'incomplete' && first === length)) {
+      this.corrupt(seg, offset, r.kind === 'corrupt' ? r.reason : 'file ends inside the record');
+      return undefined;
+    }
+    if (r.kind === 'ok') {
+      if (r.length !== length || r.record.type !== RecordType.Put) {
+        this.corrupt(seg, offset, 'record differs from the index');
+        return undefined;
+      }
+      return Buffer.from(r.record.key);
+    }
+    // A large record: its header verified; read the key.
+    const keyLength = buf.readUInt32LE(12);
+    const kb = Buffer.allocUnsafe(keyLength);
+    got = readFullySync(seg.fd, kb, 0, keyLength, offset + RECORD_HEADER_BYTES);
+    if (got !== keyLength) {
+      this.corrupt(seg, offset, 'file ends inside the key');
+      return undefined;
+    }
+    return kb;
   }
 
   private appendTombstone(key: Buffer): void {
@@ -523,27 +662,46 @@ export class SegmentStore {
     return seg;
   }
 
-  private cacheValue(k: string, value: Buffer): void {
-    // lru-cache would refuse an oversized value; dropping the key keeps a stale one out.
-    if (this.cache.fits(k, value)) this.cache.set(k, value);
-    else this.cache.delete(k);
+  /** Caches a copy of key and value as the record of entry `id`. */
+  private cacheValue(id: number, key: Buffer, value: Buffer): Buffer | undefined {
+    // lru-cache would refuse an oversized value; dropping the entry keeps a stale one out.
+    if (!this.cache.fits(key, value)) {
+      this.cache.delete(id);
+      return undefined;
+    }
+    const rec = cachedRecord(key, value);
+    this.cache.set(id, rec);
+    return rec;
   }
 
   private async readCold(
-    k: string,
+    id: number,
     key: Buffer,
     seg: Segment,
     offset: number,
     length: number,
     expiresAtMs: number,
-  ): Promise<Entry> {
+    unverified: boolean,
+  ): Promise<Entry | undefined> {
     const buf = await seg.read(offset, length);
+    if (unverified && !this.closing) {
+      // The index matched a fingerprint only: a record of another key means a
+      // false match, not damage. Look again, verifying every candidate.
+      const r = decodeRecord(buf, 0, buf.length, recordLimits);
+      if (r.kind === 'ok' && r.length === buf.length && r.record.type === RecordType.Put && !r.record.key.equals(key)) {
+        this.falseMatches++;
+        this.checkOpen();
+        return this.lookup(key, false);
+      }
+    }
     const { value } = this.decodeValue(buf, key, seg, offset);
-    // Cache only if the key still points at this record: it may have changed during the read.
-    const e = this.index.get(k);
-    if (e && e.segmentId === seg.id && e.offset === offset) this.cacheValue(k, value);
+    // Cache only if the entry still points at this record: it may have changed during the read.
+    if (this.index.isLive(id) && this.index.segmentIdOf(id) === seg.id && this.index.offsetOf(id) === offset) {
+      this.cacheValue(id, key, value);
+    }
     return { value, expiresAtMs };
   }
+
 
   /** Verifies a record read for `key` and returns its (decompressed) value. */
   private decodeValue(buf: Buffer, key: Buffer, seg: Segment, offset: number): { value: Buffer; compressed: boolean } {
@@ -569,15 +727,20 @@ export class SegmentStore {
     return err;
   }
 
-  /** One step of the background expiry sweep: walks the index with its own cursor. */
+  /**
+   * One step of the background expiry sweep: walks the index's entry ids with
+   * its own cursor. Only expired entries cost a read (for the key of their tombstone).
+   */
   private sweepExpired(): void {
-    if (this.closing || this.index.size === 0) return;
+    if (this.closing || this.index.size === 0 || this.index.expiringKeys === 0) return;
     const now = this.now();
     const step = this.index.scan(this.sweepCursor, expireSweepKeysPerRun);
     this.sweepCursor = step.cursor;
-    for (const k of step.keys) {
-      const e = this.index.get(k);
-      if (e && this.isExpired(e.expiresAtMs, now)) this.expire(k);
+    for (const id of step.ids) {
+      if (!this.index.hasExpiry(id) || !this.isExpired(this.index.expiresAtOf(id), now)) continue;
+      const key = this.keyOf(id);
+      if (key === undefined) continue;
+      this.expire(id, key);
     }
   }
 
@@ -606,3 +769,15 @@ export class SegmentStore {
     if (failure) throw failure;
   }
 }
+
+/** Whether the record at the start of `buf` (header, then key) has exactly this key. */
+function recordHoldsKey(buf: Buffer, key: Buffer): boolean {
+  const n = key.length;
+  if (buf.readUInt32LE(12) !== n) return false;
+  if (n <= 32) {
+    for (let i = 0; i < n; i++) if (buf[RECORD_HEADER_BYTES + i] !== key[i]) return false;
+    return true;
+  }
+  return buf.compare(key, 0, n, RECORD_HEADER_BYTES, RECORD_HEADER_BYTES + n) === 0;
+}
+

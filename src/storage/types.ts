@@ -3,6 +3,7 @@
 
 import type { Logger } from 'pino';
 import type { CompactionStats } from './compactor.js';
+import type { KeyHasher } from './hash.js';
 
 /**
  * When a write counts as durable (whenDurable):
@@ -47,6 +48,8 @@ export interface StoreOptions {
   now?: () => number;
   /** Called while open() reads the segments: bytes read so far, bytes in all. */
   onProgress?: (bytesDone: number, bytesTotal: number) => void;
+  /** Tests only: replaces the index's seeded hash (e.g. to force fingerprint collisions). */
+  indexHasher?: KeyHasher;
 }
 
 /** What recovery found; counted once per open(). */
@@ -78,6 +81,14 @@ export interface RecoveryStats {
 
 export interface StoreStats {
   keys: number;
+  /** RAM of the compact index (typed arrays: entries, hash table, expiry map). */
+  indexBytes: number;
+  /** Keys with an expiry (each costs an expiry map slot on top of its entry). */
+  keysWithExpiry: number;
+  /** Key verifications that needed a pread (a fingerprint match on an uncached, written record). */
+  keyVerifyReads: number;
+  /** Fingerprint matches that turned out to be another key. */
+  falseMatches: number;
   segments: number;
   /** Bytes in segment files (written, not counting what is still in memory). */
   diskBytes: number;
