@@ -1,12 +1,14 @@
 // The quorum coordinator: the KeyValue a cluster node serves clients with.
 // Every key has a preference list of N owners (the ring). Reads ask all N and
 // answer from the first R, merged by causality, and repair stale replicas in
-// the background. Writes are versioned by an owner (the actor of the new dot):
-// it reads the key's causal context from max(R, N-W+1) owners, so the context
-// intersects every earlier acknowledged write and the new version supersedes
-// it whatever the wall clocks say, then sends the new object to all N owners
-// and answers after W durable acknowledgements. A write that misses W is not
-// rolled back (as in Dynamo): the error says so.
+// the background. Writes are versioned by an owner (the actor of the new dot)
+// so that the new version supersedes every earlier acknowledged write whatever
+// the wall clocks say: its context must include what N-W+1 owners hold (that
+// intersects every W that acknowledged a write). A SET gets that from the
+// owners' answers to the write itself and versions again only when one held
+// something it missed (see coordinate); DEL and read-modify-writes read the
+// context first. Writes answer after W durable acknowledgements; one that
+// misses W is not rolled back (as in Dynamo): the error says so.
 //
 // The coordinator is written against ports (transport, replica store, clock),
 // so tests can drive it over a fake network; src/node.ts wires the real ones.
@@ -527,8 +529,15 @@ export class Coordinator implements KeyValue {
     if (failed > 0) throw new QuorumError('write', `FLUSHALL reached ${results.length - failed} of ${results.length} nodes`, true);
   }
 
+  /**
+   * Every write this coordinator resolved was already durable on W owners
+   * (that is what resolving waits for), so there is nothing more to wait for
+   * here. Waiting for this node's own store as well, as a single node does,
+   * made every reply wait for the local disk even when two other owners had
+   * acknowledged, and put each local fsync stall on every client's latency.
+   */
   whenDurable(cb: (err: Error | null) => void): void {
-    this.ports.replica.whenDurable(cb);
+    queueMicrotask(() => cb(null));
   }
 
   // --- the replica side: requests from other coordinators ------------------------

@@ -172,9 +172,11 @@ export function update(
   }
   siblings.push(written);
 
-  const vv = mergeVV(localVV, context);
+  // One new Map, in canonical order: the merged context with the actor's counter (context is often local's own vv).
+  const vv = context === localVV ? new Map(localVV) : mergeVV(localVV, context);
+  const sorted = vv.has(actor);
   vv.set(actor, counter);
-  const out: VersionedObject = { vv: canonicalVV(vv), siblings: siblings.sort(compareDots) };
+  const out: VersionedObject = { vv: sorted ? vv : canonicalVV(vv), siblings: siblings.sort(compareDots) };
   assertCanonical(out);
   return out;
 }
