@@ -4,6 +4,7 @@
 
 export const KiB = 1024;
 export const MiB = 1024 * KiB;
+export const GiB = 1024 * MiB;
 
 // --- Client protocol (protocol/resp.ts enforces these) ---------------------
 
@@ -105,6 +106,11 @@ export const compactionRelocateBatch = 10_000;
 export const compactionCheckIntervalMs = 1000;
 /** Most input bytes one compaction takes (it keeps ~40 B per copied key in memory until its commit). */
 export const compactionInputBytesMax = 512 * MiB;
+/**
+ * A clean shutdown writes the hint files still queued for up to this many
+ * segment bytes (read once at disk speed); beyond it, the next start scans.
+ */
+export const shutdownHintBytesMax = 1 * GiB;
 /** Name of the lock file that keeps a second process out of a data directory. */
 export const lockFileName = 'LOCK';
 

@@ -437,6 +437,23 @@ export class Compactor {
 
   // --- hint files ------------------------------------------------------------------
 
+  /**
+   * At a clean shutdown (after stop() and the writer's last sync): writes the
+   * hints still queued, oldest first, while their segments total at most
+   * `bytesMax`, so that the next start-up reads hint files instead of
+   * scanning them. Segments left over are scanned (and hinted) next time.
+   */
+  async writeQueuedHints(bytesMax: number): Promise<void> {
+    let budget = bytesMax;
+    while (this.hintQueue.length > 0) {
+      const seg = this.hintQueue.shift()!;
+      if (seg.fd === null || seg.writtenBytes !== seg.endOffset) continue;
+      budget -= seg.writtenBytes;
+      if (budget < 0) break;
+      await this.writeHint(seg);
+    }
+  }
+
   /** Writes the hint of a segment now (close() does this for the last active segment). */
   async writeHint(seg: Segment): Promise<void> {
     if (!this.compactable(seg) || !this.host.segmentsInOrder().includes(seg)) return;

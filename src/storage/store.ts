@@ -40,6 +40,7 @@ import {
   MiB,
   tombstoneGraceSecondsDefault,
   keyReadWholeBytesMax,
+  shutdownHintBytesMax,
   segmentBytesLimit,
   valueBytesMax,
 } from '../constants.js';
@@ -753,6 +754,11 @@ export class SegmentStore {
       await this.writer.sync();
       // A hint for the last active segment makes the next start-up read no segment whole.
       const last = this.active;
+      if (this.opts.maintenance !== false) {
+        await this.compactor.writeQueuedHints(shutdownHintBytesMax).catch((err) =>
+          this.opts.logger.warn({ err }, 'storage: could not write the queued hint files'),
+        );
+      }
       if (this.opts.maintenance !== false && last.endOffset > SEGMENT_HEADER_BYTES && last.fd !== null) {
         last.sealed = true;
         await this.compactor.writeHint(last).catch((err) =>

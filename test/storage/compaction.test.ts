@@ -64,6 +64,28 @@ t.test('overwrites: compaction reclaims the space, keeps every key, and restart 
   await again.close();
 });
 
+t.test('a clean shutdown writes the hints still queued: the next start scans nothing', async (t) => {
+  const dir = tempDir(t);
+  // The background loop never runs (60 s interval): only close() can write these hints.
+  const store = await open(dir, on);
+  const expect = new Map<string, string | undefined>();
+  for (let i = 0; i < 3000; i++) {
+    const v = `v-${i}-${'y'.repeat(60)}`;
+    store.put(Buffer.from(`key${i}`), Buffer.from(v), 0);
+    expect.set(`key${i}`, v);
+  }
+  await durable(store);
+  t.ok(store.stats().segments >= 3, `${store.stats().segments} segments`);
+  t.equal(store.stats().compaction.hintsWritten, 0, 'no hint written before close');
+  await store.close();
+  const again = await open(dir, on);
+  const rec = again.stats().recovery;
+  t.equal(rec.segmentsScanned, 0, 'no segment scanned');
+  t.equal(rec.hintsUsed, again.stats().segments, 'every segment from its hint');
+  t.same(await wrong(again, expect), [], 'every key after restart');
+  await again.close();
+});
+
 t.test('tombstones: kept while an older segment outside the compaction may hold the key, and during the grace period', async (t) => {
   const dir = tempDir(t);
   // Old segment A: k-del and many keys that stay live (A is never dead enough to be picked).
