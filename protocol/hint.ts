@@ -46,7 +46,7 @@ const two32 = 0x1_0000_0000;
 export interface HintEntry {
   type: RecordType;
   flags: number;
-  key: Uint8Array;
+  key: Buffer;
   offset: number;
   recordLength: number;
   expiresAtMs: number;
@@ -123,27 +123,58 @@ export type HintDecodeResult =
   | { kind: 'ok'; segmentId: number; segmentBytes: number; entries: number }
   | { kind: 'corrupt'; reason: string };
 
+/** What a hint file must describe to be used: the segment beside it, at its current size. */
+export interface HintExpectation {
+  segmentId: number;
+  segmentBytes: number;
+}
+
+/** Keys up to this length are handed to decode callbacks in reused buffers (one per length). */
+const scratchKeyBytesMax = 1024;
+
 /**
- * Verifies a whole hint file and, only if every check passes, calls `each`
- * for every entry in order (`key` is a view into `buf`). Never throws on bad
- * bytes; nothing is reported for a file that fails.
+ * The number of entries a hint file announces, from its first
+ * HINT_HEADER_BYTES; undefined unless magic, version and header checksum are
+ * good. For sizing the index before the entries are read; decodeHintFile
+ * still verifies everything.
+ */
+export function hintEntryCount(header: Buffer): number | undefined {
+  if (header.length < HINT_HEADER_BYTES || !header.subarray(0, 4).equals(HINT_MAGIC)) return undefined;
+  if (header[4] !== HINT_FORMAT_VERSION || crc32c(header, 0, 28) !== header.readUInt32LE(28)) return undefined;
+  return header.readUInt32LE(24);
+}
+
+/**
+ * Verifies a whole hint file (and, with `expected`, that it describes that
+ * segment) and, only if every check passes, calls `each` for every entry in
+ * order. Never throws on bad bytes; nothing is reported for a file that fails.
+ *
+ * Start-up feeds millions of entries through `each`, so nothing is allocated
+ * per entry: the entry object is reused, and `key` is a reused buffer (keys
+ * up to 1 KiB) or a view into `buf`. Both are valid only during the call;
+ * copy what you keep.
  */
 export function decodeHintFile(
   buf: Buffer,
   keyBytesMax: number,
   each: (e: HintEntry) => void,
+  expected?: HintExpectation,
 ): HintDecodeResult {
   if (buf.length < HINT_HEADER_BYTES + HINT_TRAILER_BYTES) return { kind: 'corrupt', reason: 'shorter than a hint header' };
   if (!buf.subarray(0, 4).equals(HINT_MAGIC)) return { kind: 'corrupt', reason: 'bad magic' };
   if (crc32c(buf, 0, 28) !== buf.readUInt32LE(28)) return { kind: 'corrupt', reason: 'hint header checksum mismatch' };
   if (buf[4] !== HINT_FORMAT_VERSION) return { kind: 'corrupt', reason: `unsupported hint version ${buf[4]}` };
+  const segmentId = buf.readUInt32LE(12) * two32 + buf.readUInt32LE(8);
+  const segmentBytes = buf.readUInt32LE(20) * two32 + buf.readUInt32LE(16);
+  const count = buf.readUInt32LE(24);
+  if (expected !== undefined && expected.segmentId !== segmentId) return { kind: 'corrupt', reason: `describes segment ${segmentId}` };
+  if (expected !== undefined && expected.segmentBytes !== segmentBytes) {
+    return { kind: 'corrupt', reason: `describes ${segmentBytes} bytes, the segment has ${expected.segmentBytes}` };
+  }
   const bodyEnd = buf.length - HINT_TRAILER_BYTES;
   if (crc32c(buf, HINT_HEADER_BYTES, bodyEnd) !== buf.readUInt32LE(bodyEnd)) {
     return { kind: 'corrupt', reason: 'hint body checksum mismatch' };
   }
-  const segmentId = buf.readUInt32LE(12) * two32 + buf.readUInt32LE(8);
-  const segmentBytes = buf.readUInt32LE(20) * two32 + buf.readUInt32LE(16);
-  const count = buf.readUInt32LE(24);
 
   // Walk once to validate every field before reporting any entry: a hint is all or nothing.
   let at = HINT_HEADER_BYTES;
@@ -164,18 +195,26 @@ export function decodeHintFile(
   }
   if (at !== bodyEnd) return { kind: 'corrupt', reason: 'bytes after the last entry' };
 
+  const scratch: Buffer[] = [];
+  const e: HintEntry = { type: RecordType.Put, flags: 0, key: buf, offset: 0, recordLength: 0, expiresAtMs: 0 };
   at = HINT_HEADER_BYTES;
   for (let i = 0; i < count; i++) {
     const keyLength = buf.readUInt32LE(at + 4);
-    each({
-      type: buf[at] as RecordType,
-      flags: buf[at + 1]!,
-      offset: buf.readUInt32LE(at + 8),
-      recordLength: buf.readUInt32LE(at + 12),
-      expiresAtMs: buf.readUInt32LE(at + 20) * two32 + buf.readUInt32LE(at + 16),
-      key: buf.subarray(at + HINT_ENTRY_HEADER_BYTES, at + HINT_ENTRY_HEADER_BYTES + keyLength),
-    });
-    at += HINT_ENTRY_HEADER_BYTES + keyLength;
+    const keyAt = at + HINT_ENTRY_HEADER_BYTES;
+    if (keyLength <= scratchKeyBytesMax) {
+      const k = (scratch[keyLength] ??= Buffer.allocUnsafe(keyLength));
+      for (let j = 0; j < keyLength; j++) k[j] = buf[keyAt + j]!;
+      e.key = k;
+    } else {
+      e.key = buf.subarray(keyAt, keyAt + keyLength);
+    }
+    e.type = buf[at] as RecordType;
+    e.flags = buf[at + 1]!;
+    e.offset = buf.readUInt32LE(at + 8);
+    e.recordLength = buf.readUInt32LE(at + 12);
+    e.expiresAtMs = buf.readUInt32LE(at + 20) * two32 + buf.readUInt32LE(at + 16);
+    each(e);
+    at = keyAt + keyLength;
   }
   return { kind: 'ok', segmentId, segmentBytes, entries: count };
 }

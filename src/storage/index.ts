@@ -282,6 +282,16 @@ export class CompactIndex {
     return true;
   }
 
+  /**
+   * Grows the table now so that `keys` keys fit without another rehash
+   * (start-up calls this with the hint files' entry counts: one rehash of an
+   * empty table instead of a doubling every few million keys).
+   */
+  reserve(keys: number): void {
+    const target = Math.min(keys, indexKeysMax);
+    while (this.growAt < target && this.table.length < slotsMax) this.grow();
+  }
+
   clear(): void {
     this.chunks = [];
     this.highWater = 1;

@@ -33,7 +33,7 @@ import {
 } from '../../protocol/record.js';
 import type { DecodedRecord, DecodeResult, RecordLimits } from '../../protocol/record.js';
 import { decodeCommit } from '../../protocol/commit.js';
-import { decodeHintFile } from '../../protocol/hint.js';
+import { decodeHintFile, HINT_HEADER_BYTES, hintEntryCount } from '../../protocol/hint.js';
 import { recoveryReadBytes } from '../constants.js';
 import { fsyncDir, io, readFully, readFullySync } from './io.js';
 import type { CompactIndex, KeyVerifier } from './index.js';
@@ -157,9 +157,23 @@ export async function recover(opts: RecoveryOptions): Promise<RecoveryResult> {
   };
   opts.index.verify = verify;
   try {
+        // Each hint file is read while the one before it is applied (reading is I/O, applying is CPU).
+    const withHint = live.filter((f) => files.hints.has(f.id));
+    const reads = new Map<number, Promise<Buffer | Error>>();
+    const readAhead = (i: number): void => {
+      const f = withHint[i];
+      if (f !== undefined) reads.set(f.id, io.readFile(join(dir, dataFileName('hint', f.id))).catch((err: Error) => err));
+    };
+    opts.index.reserve(opts.index.size + (await hintedEntries(dir, withHint)));
+    readAhead(0);
     for (const f of live) {
       let size = f.size;
-      const hinted = files.hints.has(f.id) && (await applyHintFile(f, opts, stats));
+      const read = reads.get(f.id);
+      if (read !== undefined) {
+        reads.delete(f.id);
+        readAhead(withHint.indexOf(f) + 1);
+      }
+      const hinted = read !== undefined && (await applyHintFile(f, await read, opts, stats));
       if (!hinted) {
         const scanner = new SegmentScanner(f, f.id === lastId, opts, stats, (done) =>
           opts.onProgress?.(bytesBefore + done, bytesTotal),
@@ -179,6 +193,25 @@ export async function recover(opts: RecoveryOptions): Promise<RecoveryResult> {
     throw err;
   }
   return { segments, segmentsWithoutHint, damagedFiles, nextSegmentId, stats };
+}
+
+/** Sum of the entry counts the hint files of these segments announce (headers only; damaged ones count 0). */
+async function hintedEntries(dir: string, segments: FoundFile[]): Promise<number> {
+  let total = 0;
+  const header = Buffer.alloc(HINT_HEADER_BYTES);
+  for (const f of segments) {
+    let fd: number | undefined;
+    try {
+      fd = await io.open(join(dir, dataFileName('hint', f.id)), 'r');
+      const got = await readFully(fd, header, 0, HINT_HEADER_BYTES, 0);
+      total += hintEntryCount(header.subarray(0, got)) ?? 0;
+    } catch {
+      // applyHintFile reads it again and logs what is wrong.
+    } finally {
+      if (fd !== undefined) await io.close(fd);
+    }
+  }
+  return total;
 }
 
 function hintPathOf(segmentPath: string): string {
@@ -289,30 +322,25 @@ async function finishCompactions(dir: string, logger: Logger, stats: RecoverySta
  * segment. False (scan instead) if the hint is damaged or describes a
  * segment of another length; a damaged hint is logged and later rewritten.
  */
-async function applyHintFile(f: FoundFile, opts: RecoveryOptions, stats: RecoveryStats): Promise<boolean> {
+function applyHintFile(f: FoundFile, buf: Buffer | Error, opts: RecoveryOptions, stats: RecoveryStats): boolean {
   const path = join(opts.dir, dataFileName('hint', f.id));
-  let buf: Buffer;
-  try {
-    buf = await io.readFile(path);
-  } catch (err) {
-    opts.logger.error({ err, file: path }, `storage: cannot read hint file ${path}; scanning its segment`);
+  if (buf instanceof Error) {
+    opts.logger.error({ err: buf, file: path }, `storage: cannot read hint file ${path}; scanning its segment`);
     stats.hintsRejected++;
     return false;
   }
-  // Verify the whole file before touching the index: entries are applied only if all are good.
-  const check = decodeHintFile(buf, opts.limits.keyBytesMax, () => undefined);
-  let problem: string | undefined;
-  if (check.kind === 'corrupt') problem = check.reason;
-  else if (check.segmentId !== f.id) problem = `describes segment ${check.segmentId}`;
-  else if (check.segmentBytes !== f.size) problem = `describes ${check.segmentBytes} bytes, the segment has ${f.size}`;
-  if (problem !== undefined) {
-    opts.logger.warn({ file: path, offset: 0, reason: problem }, `storage: ignoring hint file ${path} (${problem}); scanning its segment`);
-    stats.hintsRejected++;
-    return false;
-  }
-  decodeHintFile(buf, opts.limits.keyBytesMax, (e) =>
-    applyRecord(opts, stats, f.id, e.type, Buffer.from(e.key.buffer, e.key.byteOffset, e.key.length), e.offset, e.recordLength, e.expiresAtMs, e.flags),
+  // decodeHintFile verifies the whole file before it reports any entry: a hint is used all or nothing.
+  const result = decodeHintFile(
+    buf,
+    opts.limits.keyBytesMax,
+    (e) => applyRecord(opts, stats, f.id, e.type, e.key, e.offset, e.recordLength, e.expiresAtMs, e.flags),
+    { segmentId: f.id, segmentBytes: f.size },
   );
+  if (result.kind === 'corrupt') {
+    opts.logger.warn({ file: path, offset: 0, reason: result.reason }, `storage: ignoring hint file ${path} (${result.reason}); scanning its segment`);
+    stats.hintsRejected++;
+    return false;
+  }
   stats.hintsUsed++;
   return true;
 }
