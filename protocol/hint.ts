@@ -57,12 +57,20 @@ export function hintEntryBytes(keyLength: number): number {
   return HINT_ENTRY_HEADER_BYTES + keyLength;
 }
 
-/** Builds a hint file in memory, entry by entry. */
+/**
+ * Builds a hint file entry by entry: whole in memory (finish), or streamed,
+ * handing out the entries so far with takeEntries() and the header and the
+ * rest at the end with finishStreamed(), so that a hint of a large segment
+ * never sits whole in memory.
+ */
 export class HintBuilder {
   private buf: Buffer;
   private used = HINT_HEADER_BYTES;
   private count = 0;
   private lastOffset = -1;
+  /** CRC32C of the entry bytes already handed out by takeEntries(). */
+  private takenCrc = 0;
+  private taken = false;
 
   constructor(private readonly segmentId: number, sizeHint = 64 * 1024) {
     this.buf = Buffer.allocUnsafe(Math.max(sizeHint, HINT_HEADER_BYTES + HINT_TRAILER_BYTES));
@@ -94,10 +102,42 @@ export class HintBuilder {
     this.count++;
   }
 
-  /** The finished file for a segment of `segmentBytes` bytes. */
+  /**
+   * The entry bytes added since the last call (they follow the 32-byte
+   * header in the file, in call order). The view is valid until the next add().
+   */
+  takeEntries(): Buffer {
+    const start = this.taken ? 0 : HINT_HEADER_BYTES;
+    const out = this.buf.subarray(start, this.used);
+    this.takenCrc = crc32c(this.buf, start, this.used, this.takenCrc);
+    this.taken = true;
+    this.used = 0;
+    return out;
+  }
+
+  /** After takeEntries(): the header (for offset 0) and the rest of the file (after the entries taken). */
+  finishStreamed(segmentBytes: number): { header: Buffer; rest: Buffer } {
+    const start = this.taken ? 0 : HINT_HEADER_BYTES;
+    this.reserve(HINT_TRAILER_BYTES);
+    const crc = crc32c(this.buf, start, this.used, this.takenCrc);
+    this.buf.writeUInt32LE(crc, this.used);
+    const rest = Buffer.from(this.buf.subarray(start, this.used + HINT_TRAILER_BYTES));
+    const header = Buffer.alloc(HINT_HEADER_BYTES);
+    this.writeHeader(header, segmentBytes);
+    return { header, rest };
+  }
+
+  /** The finished file for a segment of `segmentBytes` bytes (built whole in memory: no takeEntries()). */
   finish(segmentBytes: number): Buffer {
+    if (this.taken) throw new Error('finish() after takeEntries(): use finishStreamed()');
     this.reserve(HINT_TRAILER_BYTES);
     const b = this.buf;
+    this.writeHeader(b, segmentBytes);
+    b.writeUInt32LE(crc32c(b, HINT_HEADER_BYTES, this.used), this.used);
+    return b.subarray(0, this.used + HINT_TRAILER_BYTES);
+  }
+
+  private writeHeader(b: Buffer, segmentBytes: number): void {
     HINT_MAGIC.copy(b, 0);
     b[4] = HINT_FORMAT_VERSION;
     b.fill(0, 5, 8);
@@ -107,8 +147,6 @@ export class HintBuilder {
     b.writeUInt32LE(Math.floor(segmentBytes / two32), 20);
     b.writeUInt32LE(this.count, 24);
     b.writeUInt32LE(crc32c(b, 0, 28), 28);
-    b.writeUInt32LE(crc32c(b, HINT_HEADER_BYTES, this.used), this.used);
-    return b.subarray(0, this.used + HINT_TRAILER_BYTES);
   }
 
   private reserve(n: number): void {

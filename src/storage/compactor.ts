@@ -42,7 +42,7 @@
 import { join } from 'node:path';
 import type { Logger } from 'pino';
 import { encodeCommit } from '../../protocol/commit.js';
-import { decodeHintFile, HintBuilder } from '../../protocol/hint.js';
+import { decodeHintFile, HINT_HEADER_BYTES, HintBuilder } from '../../protocol/hint.js';
 import { decodeRecord, encodeSegmentHeader, RecordType, SEGMENT_HEADER_BYTES, SegmentFlag } from '../../protocol/record.js';
 import type { DecodedRecord, RecordLimits } from '../../protocol/record.js';
 import { compactionChunkBytes, compactionRelocateBatch } from '../constants.js';
@@ -460,13 +460,28 @@ export class Compactor {
     const hint = new HintBuilder(seg.id);
     this.startPacing();
     const generation = this.host.generation;
+    // Streamed to `N.hint.tmp` a chunk at a time (a hint of a 256 MiB segment
+    // is tens of MiB), then fdatasynced and renamed; the header goes in last.
+    const tmp = `${seg.hintPath}.tmp`;
+    const fd = await io.open(tmp, 'w');
+    let at = HINT_HEADER_BYTES;
+    let done = false;
     try {
       await this.readRecords(seg, (rec, offset, raw) => {
         hint.add({ type: rec.type, flags: rec.flags, key: rec.key, offset, recordLength: raw.length, expiresAtMs: rec.expiresAtMs });
       }, async (n) => {
         if (this.host.generation !== generation || seg.fd === null) throw new Abandoned('segment gone');
+        const entries = hint.takeEntries();
+        await writeFully(fd, entries, 0, entries.length, at);
+        at += entries.length;
         await this.pace(n);
       });
+      if (this.host.generation !== generation || seg.fd === null) throw new Abandoned('segment gone');
+      const { header, rest } = hint.finishStreamed(seg.writtenBytes);
+      await writeFully(fd, rest, 0, rest.length, at);
+      await writeFully(fd, header, 0, header.length, 0);
+      await io.fdatasync(fd);
+      done = true;
     } catch (err) {
       if (err instanceof Abandoned) return;
       if ((err as { code?: string }).code === 'ECORRUPT') {
@@ -476,9 +491,11 @@ export class Compactor {
         return;
       }
       throw err;
+    } finally {
+      await io.close(fd);
+      if (!done) await unlinkIfExists(tmp);
     }
-    if (this.host.generation !== generation || seg.fd === null) return;
-    await writeFileAtomic(this.host.dir, seg.hintPath, hint.finish(seg.writtenBytes), false);
+    await io.rename(tmp, seg.hintPath);
     this.stats.hintsWritten++;
   }
 

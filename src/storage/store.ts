@@ -511,6 +511,7 @@ export class SegmentStore {
         assert(this.index.segmentLiveBytes(seg.id) === 0, `compaction input ${seg.fileName} still has live records`);
         this.segments.delete(seg.id);
         this.writer.forget(seg);
+        await this.writer.settled(); // a background fdatasync may still hold its fd
         await seg.close();
       },
       get generation() {

@@ -10,6 +10,13 @@
 //   asks for it) ─► repeat while there is more; records put meanwhile wait
 //   in new batches for the next round.
 //
+// Except the once-a-second fdatasync of 'everysec': like Redis' background
+// fsync, it runs beside the loop, so writes (and the replies waiting for
+// them) never wait for the disk to flush; an fdatasync can take tens of
+// milliseconds, and made every write behind it as slow. It still covers
+// every write completed before it started. A waiter that needs a sync (close,
+// clear, a retry after a failure) takes the serial path, after it.
+//
 // Durability is tracked with sequence numbers: every appended record gets the
 // next `issuedSeq`; `writtenSeq` and `syncedSeq` say how far the writes and the
 // fsyncs have come. A waiter is a (seq, callback) pair answered when its level
@@ -71,6 +78,8 @@ export class LogWriter {
   /** A segment file was created since the directory's last fsync. */
   private dirDirty = false;
   private syncWanted = false;
+  /** The 'everysec' fdatasync running beside the loop, if any. */
+  private backgroundSync: Promise<void> | null = null;
   private running = false;
   private scheduled = false;
   private retryTimer: NodeJS.Timeout | null = null;
@@ -178,6 +187,11 @@ export class LogWriter {
     this.schedule();
   }
 
+  /** Resolves when no background fdatasync is running (before closing a segment's file). */
+  async settled(): Promise<void> {
+    while (this.backgroundSync) await this.backgroundSync;
+  }
+
   /** Drops a segment that is about to be closed and deleted (clear()). */
   forget(segment: Segment): void {
     assert(!this.batches.some((b) => b.segment === segment), 'forgetting a segment with unwritten records');
@@ -229,6 +243,7 @@ export class LogWriter {
   private async run(): Promise<void> {
     if (this.running) return;
     this.running = true;
+    const failed = this.failure;
     try {
       for (;;) {
         if (this.batches.length > 0) {
@@ -236,14 +251,19 @@ export class LogWriter {
           this.answer(this.writeWaiters, this.writtenSeq);
           if (this.opts.fsync === 'always') this.syncWanted = true;
         }
-        if (this.syncWanted || this.syncWaiters.length > 0) {
+        if (this.syncWaiters.length > 0 || (this.syncWanted && (this.opts.fsync === 'always' || failed !== null))) {
           this.syncWanted = false;
+          await this.settled();
           await this.syncDirty();
           this.answer(this.syncWaiters, this.syncedSeq);
+        } else if (this.syncWanted) {
+          this.syncWanted = false;
+          this.syncInBackground();
         }
         if (this.batches.length === 0 && !this.syncWanted && this.syncWaiters.length === 0) break;
       }
-      if (this.failure) {
+      // Only the failure this run retried is cleared: a background fdatasync may have failed meanwhile.
+      if (failed !== null && this.failure === failed) {
         this.opts.logger.warn({ dir: this.opts.dir }, 'storage: writes succeed again; accepting writes');
         this.failure = null;
       }
@@ -275,26 +295,53 @@ export class LogWriter {
     }
   }
 
-  /** fdatasyncs every segment written since its last sync, and the directory if a file was created. */
+  /** The 'everysec' fdatasync, beside the loop; skipped if the previous one still runs. */
+  private syncInBackground(): void {
+    if (this.backgroundSync) return;
+    this.backgroundSync = this.syncDirty().then(
+      () => {
+        this.backgroundSync = null;
+      },
+      (err: unknown) => {
+        this.backgroundSync = null;
+        this.enterFailure(err);
+      },
+    );
+  }
+
+  /**
+   * fdatasyncs every segment written since its last sync, and the directory
+   * if a file was created. The dirty marks are taken first: a write that
+   * lands during the fdatasync marks its segment again for the next round.
+   */
   private async syncDirty(): Promise<void> {
     const target = this.writtenSeq;
     const started = Date.now();
     let synced = false;
-    for (const seg of [...this.dirty]) {
-      if (seg.fd !== null) {
+    const segments = [...this.dirty];
+    this.dirty.clear();
+    const dirDirty = this.dirDirty;
+    this.dirDirty = false;
+    let done = 0;
+    try {
+      for (; done < segments.length; done++) {
+        const seg = segments[done]!;
+        if (seg.fd === null) continue;
         this.fsyncs++;
         await io.fdatasync(seg.fd);
         synced = true;
       }
-      this.dirty.delete(seg);
+      if (dirDirty) {
+        this.fsyncs++;
+        await fsyncDir(this.opts.dir);
+        synced = true;
+      }
+    } catch (err) {
+      for (const seg of segments.slice(done)) this.dirty.add(seg);
+      if (dirDirty) this.dirDirty = true;
+      throw err;
     }
-    if (this.dirDirty) {
-      this.fsyncs++;
-      await fsyncDir(this.opts.dir);
-      this.dirDirty = false;
-      synced = true;
-    }
-    this.syncedSeq = target;
+    this.syncedSeq = Math.max(this.syncedSeq, target);
     if (synced) {
       this.lastFsyncMs = Date.now();
       this.lastFsyncDurationMs = this.lastFsyncMs - started;
