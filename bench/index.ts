@@ -109,7 +109,7 @@ async function main(): Promise<void> {
   store = await SegmentStore.open(options(dir, 0));
   const reopenS = (performance.now() - t0) / 1000;
   s = store.stats();
-  console.log(`restart: ${reopenS.toFixed(1)} s to reopen (${s.recovery.recordsRead.toLocaleString('en-US')} records in ${s.segments} segments, ${(s.recovery.recordsRead / reopenS).toFixed(0)} records/s)`);
+  console.log(`restart: ${reopenS.toFixed(1)} s to reopen (${s.recovery.recordsRead.toLocaleString('en-US')} records in ${s.segments} segments: ${s.recovery.hintsUsed} from hint files, ${s.recovery.segmentsScanned} scanned; ${(s.recovery.recordsRead / reopenS).toFixed(0)} records/s)`);
   console.log(`after restart (cache off): ${memory()}, index ${(s.indexBytes / s.keys).toFixed(1)} bytes/key`);
 
   // --- cold GETs: cache off, so every get is one pread (the files are in the OS page cache) ---

@@ -289,7 +289,9 @@ export class CompactIndex {
    */
   reserve(keys: number): void {
     const target = Math.min(keys, indexKeysMax);
-    while (this.growAt < target && this.table.length < slotsMax) this.grow();
+    let slots = this.table.length;
+    while (Math.floor(slots * indexLoadFactorMax) < target && slots < slotsMax) slots *= 2;
+    if (slots > this.table.length) this.grow(slots);
   }
 
   clear(): void {
@@ -509,10 +511,9 @@ export class CompactIndex {
     table[i] = 0;
   }
 
-  private grow(): void {
+  private grow(slots = this.table.length * 2): void {
     const started = performance.now();
     const old = this.table;
-    const slots = old.length * 2;
     assert(slots <= slotsMax, 'index table at its largest');
     const table = new Uint32Array(slots);
     const mask = slots - 1;

@@ -36,7 +36,7 @@ import { decodeCommit } from '../../protocol/commit.js';
 import { decodeHintFile, HINT_HEADER_BYTES, hintEntryCount } from '../../protocol/hint.js';
 import { recoveryReadBytes } from '../constants.js';
 import { fsyncDir, io, readFully, readFullySync } from './io.js';
-import type { CompactIndex, KeyVerifier } from './index.js';
+import type { CompactIndex, IndexEntry, KeyVerifier } from './index.js';
 import { classifyFileName, dataFileName, Segment } from './segment.js';
 import type { RecoveryStats } from './types.js';
 
@@ -360,6 +360,7 @@ function applyRecord(
   stats.recordsRead++;
   const { index, nowMs } = opts;
   const key = keyBytes;
+  const e = scratchEntry;
   if (type === RecordType.Tombstone) {
     index.delete(key);
   } else if (expiresAtMs !== 0 && expiresAtMs <= nowMs) {
@@ -367,9 +368,17 @@ function applyRecord(
     index.delete(key);
     stats.expiredDropped++;
   } else {
-    index.set(key, { segmentId, offset, recordLength, expiresAtMs, flags });
+    e.segmentId = segmentId;
+    e.offset = offset;
+    e.recordLength = recordLength;
+    e.expiresAtMs = expiresAtMs;
+    e.flags = flags;
+    index.set(key, e);
   }
 }
+
+/** applyRecord's entry, reused: start-up applies millions (the index copies the fields). */
+const scratchEntry: IndexEntry = { segmentId: 0, offset: 0, recordLength: 0, expiresAtMs: 0, flags: 0 };
 
 /** Opens a segment and verifies its header; returns the path instead if the header is damaged. */
 async function openSegmentFile(dir: string, id: number, logger: Logger): Promise<FoundFile | string | 'deleted'> {
