@@ -23,6 +23,7 @@ export interface Config {
   segmentBytesMax: number;
   compressBytesMin: number;
   compressLevel: number;
+  compaction: boolean;
   compactionMinDeadPercent: number;
   compactionRateMb: number;
   tombstoneGraceSeconds: number;
@@ -78,6 +79,7 @@ export const settings: readonly Setting[] = [
   { key: 'segmentBytesMax', kind: { type: 'bytes', min: 4 * C.KiB, max: C.segmentBytesLimit }, default: C.segmentBytesMaxDefault, help: 'rotate the active segment at this size (at most 4 GiB - 1)' },
   { key: 'compressBytesMin', kind: { type: 'bytes', min: 0, max: C.valueBytesMax }, default: C.compressBytesMinDefault, help: 'compress values larger than this with zstd' },
   { key: 'compressLevel', kind: { type: 'int', min: 1, max: 19 }, default: C.compressLevelDefault, help: 'zstd level for values' },
+  { key: 'compaction', kind: { type: 'bool' }, default: true, help: 'compact in the background (no: only BGREWRITEAOF compacts)' },
   { key: 'compactionMinDeadPercent', kind: { type: 'int', min: 1, max: 100 }, default: Math.round(C.compactionMinDeadRatioDefault * 100), help: 'compact sealed segments with at least this % of dead bytes' },
   { key: 'compactionRateMb', kind: { type: 'int', min: 0, max: 1_000_000 }, default: C.compactionRateMBDefault, help: 'compaction I/O budget in MiB/s, read plus written (0 = unthrottled)' },
   { key: 'tombstoneGraceSeconds', kind: { type: 'int', min: 0, max: 10 * 365 * 86400 }, default: C.tombstoneGraceSecondsDefault, help: 'keep deletes at least this long before compaction may drop them' },

@@ -92,6 +92,7 @@ export async function startNode(config: Config, log?: Logger): Promise<RunningNo
     cacheBytes: config.cacheBytes,
     compressBytesMin: config.compressBytesMin,
     compressLevel: config.compressLevel,
+    compaction: config.compaction,
     compactionMinDeadRatio: config.compactionMinDeadPercent / 100,
     compactionRateMB: config.compactionRateMb,
     tombstoneGraceSeconds: config.tombstoneGraceSeconds,

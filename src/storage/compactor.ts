@@ -76,6 +76,8 @@ export interface CompactionHost {
 }
 
 export interface CompactionOptions {
+  /** Whether the background loop compacts at all (hint files are written either way; runNow always compacts). */
+  auto: boolean;
   /** Sealed segments with at least this share of dead bytes are compacted. */
   minDeadRatio: number;
   /** Bytes per second read plus written; 0 = as fast as the disk goes. */
@@ -245,7 +247,7 @@ export class Compactor {
       while (!this.stopped && this.hintQueue.length > 0 && this.hintQueue[0]!.writtenBytes === this.hintQueue[0]!.endOffset) {
         await this.writeHint(this.hintQueue.shift()!);
       }
-      let inputs = this.pick(full);
+      let inputs = full || this.opts.auto ? this.pick(full) : null;
       while (!this.stopped && inputs !== null) {
         await this.compact(inputs);
         if (full) break;

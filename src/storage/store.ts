@@ -137,6 +137,7 @@ export class SegmentStore {
     this.active = this.newSegment(false);
 
     this.compactor = new Compactor(this.compactionHost(), {
+      auto: opts.compaction ?? true,
       minDeadRatio: opts.compactionMinDeadRatio ?? compactionMinDeadRatioDefault,
       rateBytesPerSec: (opts.compactionRateMB ?? compactionRateMBDefault) * MiB,
       tombstoneGraceMs: (opts.tombstoneGraceSeconds ?? tombstoneGraceSecondsDefault) * 1000,

@@ -38,6 +38,8 @@ export interface StoreOptions {
   maintenance?: boolean;
   /** Sealed segments with at least this share of dead bytes are compacted (default 0.3). */
   compactionMinDeadRatio?: number;
+  /** Background compaction on (default); off leaves it to compactNow() (BGREWRITEAOF). Hint files are written either way. */
+  compaction?: boolean;
   /** Compaction I/O budget in MiB/s, read plus written; 0 = unthrottled (default 64). */
   compactionRateMB?: number;
   /** How long tombstones are kept before a compaction may drop them (default 10 days). */

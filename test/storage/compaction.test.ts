@@ -64,6 +64,25 @@ t.test('overwrites: compaction reclaims the space, keeps every key, and restart 
   await again.close();
 });
 
+t.test('compaction off: the background loop writes hints but compacts nothing; BGREWRITEAOF still compacts', async (t) => {
+  const dir = tempDir(t);
+  const store = await open(dir, { ...on, compaction: false, compactionCheckIntervalMs: 20 });
+  for (let round = 0; round < 5; round++) {
+    for (let i = 0; i < 1500; i++) store.put(Buffer.from(`key${i}`), Buffer.from(`v${round}-${'z'.repeat(40)}`), 0);
+  }
+  await durable(store);
+  const sealed = store.stats().segments - 1;
+  // Several background rounds: every sealed segment gets its hint, none is compacted.
+  const deadline = Date.now() + 10_000;
+  while (store.stats().compaction.hintsWritten < sealed && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+  await new Promise((r) => setTimeout(r, 200));
+  t.equal(store.stats().compaction.hintsWritten, sealed, `hints for all ${sealed} sealed segments`);
+  t.equal(store.stats().compaction.compactions, 0, 'no background compaction');
+  await store.compactNow();
+  t.ok(store.stats().compaction.compactions >= 1, 'compactNow compacts');
+  await store.close();
+});
+
 t.test('a clean shutdown writes the hints still queued: the next start scans nothing', async (t) => {
   const dir = tempDir(t);
   // The background loop never runs (60 s interval): only close() can write these hints.
