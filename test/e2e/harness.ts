@@ -68,7 +68,9 @@ export async function startNode(opts: StartOptions = {}): Promise<NodeProcess> {
   const port = opts.port ?? (await freePort());
   const adminPort = await freePort();
   const args = [cliPath, 'start', '--port', String(port), '--admin-port', String(adminPort), '--data-dir', dataDir, ...(opts.args ?? [])];
-  const proc = spawn(process.execPath, args, {
+  // DKV_NODE_FLAGS: extra flags for the node processes' `node` (e.g. --cpu-prof), for profiling a run.
+  const nodeFlags = (process.env.DKV_NODE_FLAGS ?? '').split(' ').filter((f) => f !== '');
+  const proc = spawn(process.execPath, [...nodeFlags, ...args], {
     env: { ...process.env, ...opts.env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
