@@ -444,6 +444,7 @@ export class Compactor {
    * hints still queued, oldest first, while their segments total at most
    * `bytesMax`, so that the next start-up reads hint files instead of
    * scanning them. Segments left over are scanned (and hinted) next time.
+   * Not throttled: the node no longer serves anything.
    */
   async writeQueuedHints(bytesMax: number): Promise<void> {
     let budget = bytesMax;
@@ -552,7 +553,8 @@ export class Compactor {
   /** Sleeps as long as needed to keep to the rate, and always yields a turn of the event loop. */
   private async pace(bytes: number): Promise<void> {
     this.paceBytes += bytes;
-    const rate = this.opts.rateBytesPerSec;
+    // At shutdown nothing else needs the disk: hints are written as fast as it goes.
+    const rate = this.stopped ? 0 : this.opts.rateBytesPerSec;
     const aheadMs = rate > 0 ? (this.paceBytes / rate) * 1000 - (Date.now() - this.paceStartMs) : 0;
     if (aheadMs >= 1) await new Promise((r) => setTimeout(r, aheadMs));
     else await new Promise((r) => setImmediate(r));
