@@ -72,6 +72,8 @@ export const scanCountDefault = 10;
 export const writeRetryIntervalMs = 250;
 /** First size of an in-memory write batch; it doubles as records arrive. */
 export const writeBatchBytesInitial = 64 * KiB;
+/** Largest buffer a new write batch starts with (it still grows past it for a big turn). */
+export const writeBatchBytesMax = 8 * MiB;
 /** Recovery reads segments in windows of this size (records larger than it are read whole). */
 export const recoveryReadBytes = 4 * MiB;
 /**

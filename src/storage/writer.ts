@@ -33,7 +33,7 @@ import assert from 'node:assert/strict';
 import type { Logger } from 'pino';
 import { encodeRecordInto, encodeSegmentHeader, recordLength, SegmentFlag } from '../../protocol/record.js';
 import type { RecordFields } from '../../protocol/record.js';
-import { writeBatchBytesInitial, writeRetryIntervalMs } from '../constants.js';
+import { writeBatchBytesInitial, writeBatchBytesMax, writeRetryIntervalMs } from '../constants.js';
 import { StorageWriteError } from './errors.js';
 import { fsyncDir, io, writeFully } from './io.js';
 import type { Segment } from './segment.js';
@@ -78,6 +78,13 @@ export class LogWriter {
   /** A segment file was created since the directory's last fsync. */
   private dirDirty = false;
   private syncWanted = false;
+  /**
+   * Size of the next batch's buffer: the size the last one grew to (at most
+   * writeBatchBytesMax), so a steady load allocates one buffer per batch
+   * instead of doubling its way up from 64 KiB every time (a churn of mid-size
+   * blocks that malloc kept as RSS).
+   */
+  private batchBytes = writeBatchBytesInitial;
   /** The 'everysec' fdatasync running beside the loop, if any. */
   private backgroundSync: Promise<void> | null = null;
   private running = false;
@@ -213,7 +220,7 @@ export class LogWriter {
       const b: Batch = {
         segment,
         start: segment.endOffset,
-        buf: Buffer.allocUnsafeSlow(Math.max(writeBatchBytesInitial, need)),
+        buf: Buffer.allocUnsafeSlow(Math.max(this.batchBytes, need)),
         used: 0,
         lastSeq: this.issuedSeq,
         frozen: false,
@@ -225,6 +232,7 @@ export class LogWriter {
       // Grow by doubling. Earlier readFromMemory() views keep the old buffer alive
       // and still valid: its bytes never change.
       const grown = Buffer.allocUnsafeSlow(Math.max(last.buf.length * 2, last.used + need));
+      this.batchBytes = Math.min(writeBatchBytesMax, Math.max(this.batchBytes, grown.length));
       last.buf.copy(grown, 0, 0, last.used);
       last.buf = grown;
     }
