@@ -280,6 +280,18 @@ export class LogWriter {
     } finally {
       this.running = false;
     }
+    // A background fdatasync can fail while this run is under way; the retry it
+    // scheduled may have fired (and found the loop busy) before we got here.
+    if (this.failure) this.scheduleRetry();
+  }
+
+  private scheduleRetry(): void {
+    if (this.stopped || this.retryTimer) return;
+    this.retryTimer = setTimeout(() => {
+      this.retryTimer = null;
+      void this.run();
+    }, writeRetryIntervalMs);
+    this.retryTimer.unref();
   }
 
   /** Writes every batch waiting now: one write per segment touched. */
@@ -391,13 +403,7 @@ export class LogWriter {
     this.writeWaiters = [];
     this.syncWaiters = [];
     for (const w of waiters) LogWriter.call(w, this.failure);
-    if (!this.stopped && !this.retryTimer) {
-      this.retryTimer = setTimeout(() => {
-        this.retryTimer = null;
-        void this.run();
-      }, writeRetryIntervalMs);
-      this.retryTimer.unref();
-    }
+    this.scheduleRetry();
   }
 
   private static call(w: Waiter, err: Error | null): void {

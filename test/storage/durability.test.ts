@@ -189,6 +189,89 @@ t.test('EIO on fdatasync is reported and retried', async (t) => {
   t.equal(await whenDurable(store), null);
 });
 
+t.test('everysec: a slow fdatasync runs beside the writes and holds none of them up', async (t) => {
+  const store = await open(tempDir(t), { fsync: 'everysec' });
+  t.teardown(() => store.close());
+  let syncing = false;
+  io.fdatasync = async (fd) => {
+    syncing = true;
+    await sleep(1500);
+    await real.fdatasync(fd);
+    syncing = false;
+  };
+  store.put(b('first'), b('v'), 0);
+  t.equal(await whenDurable(store), null);
+  // The once-a-second fdatasync starts within a second or so.
+  const deadline = Date.now() + 5000;
+  while (!syncing && Date.now() < deadline) await sleep(10);
+  t.ok(syncing, 'the background fdatasync is running');
+  const started = Date.now();
+  store.put(b('second'), b('v'), 0);
+  t.equal(await whenDurable(store), null);
+  const waited = Date.now() - started;
+  t.ok(syncing, 'still syncing when the write was acknowledged');
+  t.ok(waited < 500, `write acknowledged after ${waited} ms, not after the 1.5 s fdatasync`);
+});
+
+t.test('everysec: a failed background fdatasync refuses writes until a retry succeeds', async (t) => {
+  const store = await open(tempDir(t), { fsync: 'everysec' });
+  t.teardown(() => store.close());
+  let fails = 1;
+  io.fdatasync = async (fd) => {
+    if (fails-- > 0) throw Object.assign(new Error('EIO: i/o error, fdatasync'), { code: 'EIO' });
+    return real.fdatasync(fd);
+  };
+  // Keep writing while the background fdatasync fails: the failure lands in the middle of the loop's work.
+  let refused = 0;
+  const deadline = Date.now() + 5000;
+  for (let i = 0; fails >= 0 && Date.now() < deadline; i++) {
+    try {
+      store.put(b(`k${i}`), b('v'), 0);
+    } catch (err) {
+      t.type(err, StorageWriteError);
+      refused++;
+    }
+    await sleep(2);
+  }
+  t.ok(fails < 0, 'the background fdatasync failed once');
+  const until = Date.now() + 5000;
+  while (store.stats().writeFailed && Date.now() < until) await sleep(20);
+  t.notOk(store.stats().writeFailed, `writes accepted again (${refused} refused meanwhile)`);
+  store.put(b('after'), b('ok'), 0);
+  t.equal(await whenDurable(store), null);
+  t.equal(await read(store, 'after'), 'ok');
+});
+
+t.test('everysec: a background fdatasync that fails during a slow write is still retried', async (t) => {
+  const store = await open(tempDir(t), { fsync: 'everysec' });
+  t.teardown(() => store.close());
+  let syncStarted = false;
+  let fails = 1;
+  io.fdatasync = async (fd) => {
+    syncStarted = true;
+    if (fails-- > 0) {
+      await sleep(50);
+      throw Object.assign(new Error('EIO: i/o error, fdatasync'), { code: 'EIO' });
+    }
+    return real.fdatasync(fd);
+  };
+  store.put(b('k0'), b('v'), 0);
+  t.equal(await whenDurable(store), null);
+  const deadline = Date.now() + 5000;
+  while (!syncStarted && Date.now() < deadline) await sleep(5);
+  // The write loop is busy with this write for longer than the failed fsync's retry interval.
+  io.write = async (...args) => {
+    await sleep(2 * writeRetryIntervalMs + 100);
+    return real.write(...args);
+  };
+  store.put(b('k1'), b('v'), 0);
+  await whenDurable(store);
+  io.write = real.write;
+  const until = Date.now() + 5000;
+  while (store.stats().writeFailed && Date.now() < until) await sleep(20);
+  t.notOk(store.stats().writeFailed, 'the failure was retried and cleared');
+});
+
 t.test('close() reports a write it could not complete', async (t) => {
   const store = await open(tempDir(t));
   io.write = async () => {
