@@ -197,6 +197,32 @@ t.test('writes and deletes during a compaction all land', async (t) => {
   await again.close();
 });
 
+t.test('an unreadable hint file (a directory in its place) is logged and its segment scanned', async (t) => {
+  const dir = tempDir(t);
+  let store = await open(dir, on);
+  const expect = new Map<string, string | undefined>();
+  for (let i = 0; i < 3000; i++) {
+    store.put(Buffer.from(`k${i}`), Buffer.from(`value ${i}`.padEnd(60, '*')), 0);
+    expect.set(`k${i}`, `value ${i}`.padEnd(60, '*'));
+  }
+  await store.close(); // writes every hint
+  const hints = fs.readdirSync(dir).filter((f) => f.endsWith('.hint')).sort();
+  t.ok(hints.length >= 3, `${hints.length} hint files`);
+  // The middle one: the hints before and after it are still read ahead and used.
+  const victim = path.join(dir, hints[1]!);
+  fs.rmSync(victim);
+  fs.mkdirSync(victim);
+  const log = captureLog();
+  store = await open(dir, { ...on, logger: log.logger });
+  const rec = store.stats().recovery;
+  t.equal(rec.hintsRejected, 1, 'that hint rejected');
+  t.equal(rec.hintsUsed, hints.length - 1, 'the others used');
+  t.equal(rec.segmentsScanned, 1, 'its segment scanned instead');
+  t.ok(log.problems().some((m) => m.includes(victim)), 'and the log names the file');
+  t.same(await wrong(store, expect), [], 'nothing lost');
+  await store.close();
+});
+
 t.test('a damaged hint file is ignored and its segment scanned', async (t) => {
   const dir = tempDir(t);
   let store = await open(dir, on);
