@@ -34,7 +34,7 @@
 // from finding which entry is damaged.
 
 import { crc32c } from './crc32c.js';
-import { RECORD_HEADER_BYTES, RecordType } from './record.js';
+import { RECORD_FLAGS_KNOWN, RECORD_HEADER_BYTES, RecordType } from './record.js';
 
 export const HINT_MAGIC = Buffer.from('DKVH', 'latin1');
 export const HINT_FORMAT_VERSION = 1;
@@ -224,6 +224,10 @@ export function decodeHintFile(
     const offset = buf.readUInt32LE(at + 8);
     const recordLength = buf.readUInt32LE(at + 12);
     if (type !== RecordType.Put && type !== RecordType.Tombstone) return { kind: 'corrupt', reason: `entry ${i}: type ${type}` };
+    // Checked here, not left to the index: a hint is applied all or nothing.
+    if ((buf[at + 1]! & ~RECORD_FLAGS_KNOWN) !== 0 || buf.readUInt16LE(at + 2) !== 0) {
+      return { kind: 'corrupt', reason: `entry ${i}: flags ${buf[at + 1]} or reserved bytes ${buf.readUInt16LE(at + 2)}` };
+    }
     if (keyLength > keyBytesMax) return { kind: 'corrupt', reason: `entry ${i}: key length ${keyLength}` };
     if (offset < lastEnd || recordLength < RECORD_HEADER_BYTES + keyLength || offset + recordLength > segmentBytes) {
       return { kind: 'corrupt', reason: `entry ${i}: record at ${offset} (+${recordLength}) out of place` };

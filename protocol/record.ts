@@ -72,7 +72,9 @@ export const RecordFlag = {
   /** The stored value is a zstd frame; decompress to get the user's bytes. */
   Zstd: 1,
 } as const;
-const recordFlagsKnown = RecordFlag.Zstd;
+/** Every flag bit this version understands; a record (or hint entry) with another is corrupt. */
+export const RECORD_FLAGS_KNOWN: number = RecordFlag.Zstd;
+const recordFlagsKnown = RECORD_FLAGS_KNOWN;
 
 /** Largest u64 field we accept: JavaScript numbers are exact up to 2^53. */
 const u64HighMax = 0x1f_ffff;

@@ -294,6 +294,13 @@ export class CompactIndex {
     if (slots > this.table.length) this.grow(slots);
   }
 
+  /** Shrinks the table to the smallest size that holds the keys present (after reserve() overestimated: start-up reserves for every hint entry, dead ones included). */
+  fit(): void {
+    let slots = indexSlotsMin;
+    while (Math.floor(slots * indexLoadFactorMax) < this.count) slots *= 2;
+    if (slots < this.table.length) this.grow(slots);
+  }
+
   clear(): void {
     this.chunks = [];
     this.highWater = 1;

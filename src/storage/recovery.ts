@@ -189,6 +189,9 @@ export async function recover(opts: RecoveryOptions): Promise<RecoveryResult> {
   } finally {
     await hints?.close();
   }
+  // The table was sized for every hint entry, overwritten and deleted records
+  // included: give back what the live keys do not need.
+  opts.index.fit();
   return { segments, segmentsWithoutHint, damagedFiles, nextSegmentId, stats };
 }
 

@@ -772,6 +772,7 @@ export class SegmentStore {
       this.opts.logger.error({ err, pendingBytes: this.writer.pendingBytes }, 'storage: close could not write everything; unwritten records are lost');
     }
     this.writer.stop();
+    await this.writer.settled(); // a background fdatasync may still use these fds (if sync() failed)
     for (const seg of [...this.segments.values(), ...this.retired]) await seg.close();
     await this.lock.release();
     if (failure) throw failure;

@@ -75,6 +75,8 @@ export class LogWriter {
   private syncWaiters: Waiter[] = [];
   /** Segments written since their last fdatasync. */
   private readonly dirty = new Set<Segment>();
+  /** Segments dropped by forget(): never synced (or re-marked dirty) again. */
+  private readonly forgotten = new WeakSet<Segment>();
   /** A segment file was created since the directory's last fsync. */
   private dirDirty = false;
   private syncWanted = false;
@@ -203,6 +205,7 @@ export class LogWriter {
   forget(segment: Segment): void {
     assert(!this.batches.some((b) => b.segment === segment), 'forgetting a segment with unwritten records');
     this.dirty.delete(segment);
+    this.forgotten.add(segment);
   }
 
   /** No more retries (close). */
@@ -259,7 +262,9 @@ export class LogWriter {
           this.answer(this.writeWaiters, this.writtenSeq);
           if (this.opts.fsync === 'always') this.syncWanted = true;
         }
-        if (this.syncWaiters.length > 0 || (this.syncWanted && (this.opts.fsync === 'always' || failed !== null))) {
+        // In the failed state (also one a background fdatasync entered during this run) only a serial
+        // sync proves anything: a background one could still be running when the failure is cleared.
+        if (this.syncWaiters.length > 0 || (this.syncWanted && (this.opts.fsync === 'always' || this.failure !== null))) {
           this.syncWanted = false;
           await this.settled();
           await this.syncDirty();
@@ -346,7 +351,7 @@ export class LogWriter {
     try {
       for (; done < segments.length; done++) {
         const seg = segments[done]!;
-        if (seg.fd === null) continue;
+        if (seg.fd === null || this.forgotten.has(seg)) continue;
         this.fsyncs++;
         await io.fdatasync(seg.fd);
         synced = true;
@@ -357,7 +362,7 @@ export class LogWriter {
         synced = true;
       }
     } catch (err) {
-      for (const seg of segments.slice(done)) this.dirty.add(seg);
+      for (const seg of segments.slice(done)) if (!this.forgotten.has(seg)) this.dirty.add(seg);
       if (dirDirty) this.dirDirty = true;
       throw err;
     }

@@ -108,3 +108,10 @@ t.test('the builder refuses entries out of order or that cannot be records', asy
   t.throws(() => b.add({ ...list[2]!, recordLength: 3 }), RangeError, 'a record is longer than its header and key');
   t.throws(() => b.add({ ...list[2]!, offset: 2 ** 32 }), RangeError, 'u32 offsets');
 });
+
+t.test('an entry with an unknown record flag is refused before anything is applied (its CRC is fine)', async (t) => {
+  const bad = list.slice(0, 10).map((e, i) => (i === 7 ? { ...e, flags: 0x02 } : e));
+  const { result, got } = decoded(build(bad, bad[9]!.offset + bad[9]!.recordLength));
+  t.match(result, { kind: 'corrupt', reason: /entry 7: flags 2/ });
+  t.equal(got.length, 0, 'nothing reported');
+});

@@ -249,3 +249,26 @@ t.test('a damaged hint file is ignored and its segment scanned', async (t) => {
     flipBit(victim, offset, 1); // repaired for the next case
   }
 });
+
+// Start-up sizes the table for every hint entry (overwrites and deletes included), then fits it to the live keys.
+t.test('index table after a restart from hints is sized for keys, not for records', async (t) => {
+  const dir = tempDir(t);
+  const opts = { maintenance: true, compaction: false, compactionRateMB: 0, compactionCheckIntervalMs: 60_000, segmentBytesMax: 256 * 1024 };
+  const store = await open(dir, opts);
+  // 100 keys, each overwritten 2,000 times: 200,000 records, 100 live keys.
+  for (let round = 0; round < 2000; round++) {
+    for (let i = 0; i < 100; i++) store.put(Buffer.from(`key${i}`), Buffer.from(`v${round}`), 0);
+    if (round % 100 === 99) await durable(store);
+  }
+  await durable(store);
+  const slotsBefore = (store as unknown as { index: { slots: number } }).index.slots;
+  await store.close(); // writes the queued hints
+
+  const again = await open(dir, { ...opts, logger: captureLog().logger });
+  const rec = again.stats().recovery;
+  const slots = (again as unknown as { index: { slots: number } }).index.slots;
+  t.ok(rec.hintsUsed > 10, `${rec.hintsUsed} hints used, ${rec.segmentsScanned} scanned`);
+  t.equal(again.size, 100);
+  t.ok(slots <= 4 * slotsBefore, `table has ${slots} slots after restart (${slots * 4} bytes) for ${again.size} keys; ${slotsBefore} before the restart`);
+  await again.close();
+});

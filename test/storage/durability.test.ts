@@ -4,10 +4,13 @@
 // Faults are injected by replacing functions of the `io` object.
 
 import t from 'tap';
+import { RecordType } from '../../protocol/record.js';
 import { writeRetryIntervalMs } from '../../src/constants.js';
 import { io } from '../../src/storage/io.js';
+import { Segment } from '../../src/storage/segment.js';
 import { StorageWriteError } from '../../src/storage/store.js';
 import type { SegmentStore } from '../../src/storage/store.js';
+import { LogWriter } from '../../src/storage/writer.js';
 import { captureLog, durable, open, read, tempDir } from './helpers.js';
 
 const b = (s: string) => Buffer.from(s);
@@ -279,4 +282,57 @@ t.test('close() reports a write it could not complete', async (t) => {
   };
   store.put(b('k'), b('v'), 0);
   await t.rejects(store.close(), StorageWriteError);
+});
+
+// A compaction removes its inputs with forget() + settled() + close(): a background fdatasync that
+// fails meanwhile must not put the forgotten segment back for a retry to sync a closing fd.
+const putRecord = (k: string) => ({ type: RecordType.Put, flags: 0, timestampMs: 1, expiresAtMs: 0, key: Buffer.from(k), value: Buffer.from('v') });
+
+t.test('a forgotten segment is never fdatasynced again, even when the background fdatasync fails', async (t) => {
+  const dir = tempDir(t);
+  const w = new LogWriter({ dir, fsync: 'everysec', logger: captureLog().logger, now: Date.now });
+  t.teardown(() => w.stop());
+  const a = Segment.inDir(dir, 1, false);
+  const input = Segment.inDir(dir, 2, false);
+  w.append(a, putRecord('k1'));
+  w.append(input, putRecord('k2'));
+  input.sealed = true;
+  await new Promise((r) => w.whenDurable(r)); // both written: dirty = {a, input}
+
+  // The background fdatasync syncs `a`, then fails on `input` after a moment.
+  const synced: number[] = [];
+  let calls = 0;
+  io.fdatasync = async (fd) => {
+    synced.push(fd);
+    const n = calls++;
+    if (n === 0) return real.fdatasync(fd);
+    if (n === 1) {
+      await sleep(50);
+      throw Object.assign(new Error('EIO: i/o error, fdatasync'), { code: 'EIO' });
+    }
+    await sleep(400); // a slow disk: the fd is used a while after the call
+    return real.fdatasync(fd);
+  };
+  w.requestSync();
+  await sleep(10); // the background fdatasync is running
+
+  // Meanwhile a compaction removes `input` exactly as store.ts removeSegment does,
+  // with a cold GET of one of its records still in flight (close waits for it).
+  io.read = async (...args) => {
+    await sleep(2 * writeRetryIntervalMs);
+    return real.read(...args);
+  };
+  const inputFd = input.fd!;
+  const reading = input.read(40, 10);
+  w.forget(input);
+  await w.settled();
+  synced.length = 0;
+  const closing = input.close();
+  await reading;
+  await closing;
+  await sleep(2 * writeRetryIntervalMs + 800);
+
+  t.notOk(synced.includes(inputFd), `fdatasync calls after forget()+settled(): fds ${JSON.stringify(synced)}; the forgotten segment's fd was ${inputFd}`);
+  t.equal(w.writeErrors, 1, `write errors: ${w.writeErrors} (only the injected one)`);
+  t.equal(w.failure, null, 'the writer recovered');
 });
