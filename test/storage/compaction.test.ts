@@ -26,6 +26,16 @@ async function wrong(store: SegmentStore, expect: Map<string, string | undefined
   return bad;
 }
 
+/** Puts keys `${prefix}0` .. `${prefix}${n - 1}` with value(i) and returns what each must read. */
+function fill(store: SegmentStore, n: number, prefix: string, value: (i: number) => string): Map<string, string | undefined> {
+  const expect = new Map<string, string | undefined>();
+  for (let i = 0; i < n; i++) {
+    store.put(Buffer.from(`${prefix}${i}`), Buffer.from(value(i)), 0);
+    expect.set(`${prefix}${i}`, value(i));
+  }
+  return expect;
+}
+
 function tombstonesIn(dir: string): number {
   return segmentFiles(dir).reduce((n, f) => n + recordsOf(f).filter((r) => r.record.type === RecordType.Tombstone).length, 0);
 }
@@ -87,12 +97,7 @@ t.test('a clean shutdown writes the hints still queued: the next start scans not
   const dir = tempDir(t);
   // The background loop never runs (60 s interval): only close() can write these hints.
   const store = await open(dir, on);
-  const expect = new Map<string, string | undefined>();
-  for (let i = 0; i < 3000; i++) {
-    const v = `v-${i}-${'y'.repeat(60)}`;
-    store.put(Buffer.from(`key${i}`), Buffer.from(v), 0);
-    expect.set(`key${i}`, v);
-  }
+  const expect = fill(store, 3000, 'key', (i) => `v-${i}-${'y'.repeat(60)}`);
   await durable(store);
   t.ok(store.stats().segments >= 3, `${store.stats().segments} segments`);
   t.equal(store.stats().compaction.hintsWritten, 0, 'no hint written before close');
@@ -200,11 +205,7 @@ t.test('writes and deletes during a compaction all land', async (t) => {
 t.test('an unreadable hint file (a directory in its place) is logged and its segment scanned', async (t) => {
   const dir = tempDir(t);
   let store = await open(dir, on);
-  const expect = new Map<string, string | undefined>();
-  for (let i = 0; i < 3000; i++) {
-    store.put(Buffer.from(`k${i}`), Buffer.from(`value ${i}`.padEnd(60, '*')), 0);
-    expect.set(`k${i}`, `value ${i}`.padEnd(60, '*'));
-  }
+  const expect = fill(store, 3000, 'k', (i) => `value ${i}`.padEnd(60, '*'));
   await store.close(); // writes every hint
   const hints = fs.readdirSync(dir).filter((f) => f.endsWith('.hint')).sort();
   t.ok(hints.length >= 3, `${hints.length} hint files`);
@@ -226,11 +227,7 @@ t.test('an unreadable hint file (a directory in its place) is logged and its seg
 t.test('a damaged hint file is ignored and its segment scanned', async (t) => {
   const dir = tempDir(t);
   let store = await open(dir, on);
-  const expect = new Map<string, string | undefined>();
-  for (let i = 0; i < 3000; i++) {
-    store.put(Buffer.from(`k${i}`), Buffer.from(`value ${i}`.padEnd(60, '*')), 0);
-    expect.set(`k${i}`, `value ${i}`.padEnd(60, '*'));
-  }
+  const expect = fill(store, 3000, 'k', (i) => `value ${i}`.padEnd(60, '*'));
   await store.compactNow(); // writes every hint
   await store.close();
   const hints = fs.readdirSync(dir).filter((f) => f.endsWith('.hint'));
