@@ -197,12 +197,26 @@ export class CompactIndex {
     return this.locateAt(key, segmentId, offset) >= 0;
   }
 
+  /**
+   * Reads the table slot where a key of hash `h1` starts probing, and returns
+   * it. For batches (start-up): touching a batch's slots in a tight loop lets
+   * the CPU overlap the cache misses, which set() one key at a time cannot
+   * (each probe of a table larger than the CPU cache waits ~200 ns here).
+   */
+  touch(h1: number): number {
+    return this.table[h1 & this.mask]!;
+  }
+
   // --- updates ---------------------------------------------------------------------
 
   /** Points `key` at a record (fields copied); returns its entry id. prevSegmentId/prevRecordLength tell what it replaced. */
   set(key: Buffer, e: IndexEntry, verify: KeyVerifier = this.verify): number {
     this.hasher(key, this.h);
-    const { h1, h2 } = this.h;
+    return this.setHashed(key, this.h.h1, this.h.h2, e, verify);
+  }
+
+  /** set() for a key whose hash() the caller already took (start-up's batches). */
+  setHashed(key: Buffer, h1: number, h2: number, e: IndexEntry, verify: KeyVerifier = this.verify): number {
     const at = this.locate(key, h1, h2, verify);
     if (at >= 0) {
       const id = this.table[at]! & idMask;
@@ -245,7 +259,12 @@ export class CompactIndex {
   /** Removes `key`; returns the id it had, or 0. */
   delete(key: Buffer, verify: KeyVerifier = this.verify): number {
     this.hasher(key, this.h);
-    const at = this.locate(key, this.h.h1, this.h.h2, verify);
+    return this.deleteHashed(key, this.h.h1, this.h.h2, verify);
+  }
+
+  /** delete() for a key whose hash() the caller already took. */
+  deleteHashed(key: Buffer, h1: number, h2: number, verify: KeyVerifier = this.verify): number {
+    const at = this.locate(key, h1, h2, verify);
     if (at < 0) {
       this.prevSegmentId = -1;
       this.prevRecordLength = 0;

@@ -269,3 +269,34 @@ t.test('index table after a restart from hints is sized for keys, not for record
   t.ok(slots <= 4 * slotsBefore, `table has ${slots} slots after restart (${slots * 4} bytes) for ${again.size} keys; ${slotsBefore} before the restart`);
   await again.close();
 });
+
+t.test('restart from hints only: overwrites, deletes and expired keys in one segment come back as they were', async (t) => {
+  const dir = tempDir(t);
+  const store = await open(dir, { ...on, segmentBytesMax: 1024 * 1024 });
+  const expect = fill(store, 500, 'k', (i) => `first ${i}`);
+  // More than a batch (64) of overwrites, deletes and short TTLs, mixed, all in the same segment.
+  for (let i = 0; i < 500; i += 3) {
+    store.put(Buffer.from(`k${i}`), Buffer.from(`second ${i}`), 0);
+    expect.set(`k${i}`, `second ${i}`);
+  }
+  for (let i = 1; i < 500; i += 5) {
+    store.delete(Buffer.from(`k${i}`));
+    expect.set(`k${i}`, undefined);
+  }
+  for (let i = 2; i < 500; i += 7) {
+    store.put(Buffer.from(`k${i}`), Buffer.from('short-lived'), Date.now() + 300);
+    expect.set(`k${i}`, undefined);
+  }
+  await durable(store);
+  t.equal(store.stats().segments, 1, 'one segment');
+  await store.close();
+  await new Promise((r) => setTimeout(r, 400));
+  const again = await open(dir, on);
+  const rec = again.stats().recovery;
+  t.equal(rec.segmentsScanned, 0, 'nothing scanned');
+  t.equal(rec.hintsUsed, 1, 'the hint used');
+  t.ok(rec.expiredDropped >= 70, `${rec.expiredDropped} expired records dropped`);
+  t.same(await wrong(again, expect), [], 'every key as it was');
+  t.equal(again.size, [...expect.values()].filter((v) => v !== undefined).length, 'and no other key');
+  await again.close();
+});
