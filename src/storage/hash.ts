@@ -8,8 +8,9 @@
 // Why HalfSipHash: it works on 32-bit words, which JavaScript does natively
 // (`| 0`, `Math.imul` free), so a 16-byte key costs about ten rounds of adds,
 // rotates and xors and no allocation.
-// Why the seed is kept: hint files (written by compaction) may persist these
-// hashes, so the same directory must hash the same way after a restart.
+// Why the seed is kept: so that a directory hashes the same way after a
+// restart. Nothing on disk holds these hashes today (hint files keep keys);
+// a format that persists them must record the seed it used.
 
 import { randomBytes } from 'node:crypto';
 import * as path from 'node:path';
