@@ -48,6 +48,7 @@ import * as zstd from 'zstd-napi';
 import { RECORD_HEADER_BYTES } from '../protocol/record.js';
 import { compressBytesMinDefault, compressLevelDefault } from '../src/constants.js';
 import { SegmentStore } from '../src/storage/store.js';
+import { seededRandomFn } from '../src/cluster/ports.js';
 
 const KiB = 1024;
 const MiB = 1024 * KiB;
@@ -75,17 +76,6 @@ interface Corpus {
 }
 
 // --- a seeded PRNG, so that a run can be repeated --------------------------------
-
-function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 function shuffle<T>(xs: T[], rnd: () => number): T[] {
   const a = xs.slice();
@@ -456,7 +446,7 @@ async function main(): Promise<void> {
     .parse();
   const levels = argv.levels.split(',').map(Number);
   const threshold = compressBytesMinDefault;
-  const rnd = mulberry32(argv.seed);
+  const rnd = seededRandomFn(argv.seed);
   const started = Date.now();
 
   const corpora = buildCorpora(argv.full ? Infinity : argv['budget-mb'] * MiB, rnd);

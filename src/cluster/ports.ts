@@ -87,6 +87,12 @@ export function seededRandom(seed: number): Random {
   };
 }
 
+/** seededRandom as a plain function, for code that wants `() => number` (tests, benches). */
+export function seededRandomFn(seed: number): () => number {
+  const random = seededRandom(seed);
+  return () => random.next();
+}
+
 /** A uniformly random integer in [0, n). */
 export function randomInt(random: Random, n: number): number {
   return Math.floor(random.next() * n);

@@ -16,7 +16,7 @@ import { randomBytes } from 'node:crypto';
 import * as path from 'node:path';
 import type { Logger } from 'pino';
 import { hashSeedFileName } from '../constants.js';
-import { fsyncDir, io, writeFully } from './io.js';
+import { io, writeFileAtomic } from './io.js';
 
 /** The two 32-bit halves of a seed (HalfSipHash's 64-bit key). */
 export interface HashSeed {
@@ -33,7 +33,7 @@ export interface KeyHash {
 /**
  * HalfSipHash-c-d of buf (64-bit output when `wide`, else 32-bit in h1; h2 = 0).
  * Exported with its round counts so tests can check it against the reference
- * vectors of HalfSipHash-2-4; the index uses hashKey() (1-3, 64 bits).
+ * vectors of HalfSipHash-2-4; the index uses seededHasher() (1-3, 64 bits).
  */
 export function halfSipHash(buf: Uint8Array, k0: number, k1: number, cRounds: number, dRounds: number, wide: boolean, out: KeyHash): void {
   const len = buf.length;
@@ -90,11 +90,6 @@ export function halfSipHash(buf: Uint8Array, k0: number, k1: number, cRounds: nu
   out.h2 = (v1 ^ v3) >>> 0;
 }
 
-/** The index's hash of a key (HalfSipHash-1-3, 64 bits), written into `out`. */
-export function hashKey(key: Uint8Array, seed: HashSeed, out: KeyHash): void {
-  halfSipHash(key, seed.k0, seed.k1, 1, 3, true, out);
-}
-
 /** Something that hashes keys for the index; tests inject degenerate ones to force collisions. */
 export type KeyHasher = (key: Uint8Array, out: KeyHash) => void;
 
@@ -110,20 +105,11 @@ export function seedFromHex(hex: string): HashSeed {
   return { k0: b.readUInt32LE(0), k1: b.readUInt32LE(4) };
 }
 
-export function seedToHex(seed: HashSeed): string {
-  const b = Buffer.alloc(8);
-  b.writeUInt32LE(seed.k0 >>> 0, 0);
-  b.writeUInt32LE(seed.k1 >>> 0, 4);
-  return b.toString('hex');
-}
-
 /**
  * The seed of the data directory `dir`: read from `hash-seed`, or generated
  * and written atomically (temp file, fsync, rename, fsync of the directory)
  * the first time. A damaged file is logged and replaced: the index is rebuilt
- * from the records at every open, so only persisted hashes (hint files) would
- * be affected, and they must carry the seed they were made with (seedToHex)
- * and be ignored when it differs.
+ * at every open and nothing on disk holds hashes, so a new seed costs nothing.
  */
 export async function loadHashSeed(dir: string, logger: Logger): Promise<HashSeed> {
   const file = path.join(dir, hashSeedFileName);
@@ -139,16 +125,6 @@ export async function loadHashSeed(dir: string, logger: Logger): Promise<HashSee
     logger.error({ file }, `storage: ${file} is damaged (not 16 hex digits); writing a new hash seed`);
   }
   const hex = randomBytes(8).toString('hex');
-  const tmp = `${file}.tmp`;
-  const fd = await io.open(tmp, 'w');
-  try {
-    const bytes = Buffer.from(`${hex}\n`, 'latin1');
-    await writeFully(fd, bytes, 0, bytes.length, 0);
-    await io.fsync(fd);
-  } finally {
-    await io.close(fd);
-  }
-  await io.rename(tmp, file);
-  await fsyncDir(dir);
+  await writeFileAtomic(dir, file, Buffer.from(`${hex}\n`, 'latin1'), true);
   return seedFromHex(hex);
 }

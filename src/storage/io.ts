@@ -72,21 +72,8 @@ export const io = {
   link(existing: string, created: string): Promise<void> {
     return fs.promises.link(existing, created);
   },
-  /**
-   * The whole file in one buffer. Not fs.promises.readFile: that reads in
-   * 512 KiB steps, one event-loop round trip each, which doubled the time
-   * start-up spent reading hint files of tens of megabytes.
-   */
-  async readFile(path: string): Promise<Buffer> {
-    const fd = await io.open(path, 'r');
-    try {
-      const size = await io.fstatSize(fd);
-      const buf = Buffer.allocUnsafe(size);
-      const got = await readFully(fd, buf, 0, size, 0);
-      return got === size ? buf : buf.subarray(0, got);
-    } finally {
-      await io.close(fd);
-    }
+  readFile(path: string): Promise<Buffer> {
+    return fs.promises.readFile(path);
   },
   writeFile(path: string, data: Buffer | string): Promise<void> {
     return fs.promises.writeFile(path, data);

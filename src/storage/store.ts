@@ -49,8 +49,7 @@ import type { CompactionHost } from './compactor.js';
 import { ValueCache } from './cache.js';
 import { cachedHoldsKey, cachedKey, cachedRecord, cachedValue } from './cache.js';
 import { StorageClosedError, StorageCorruptError, StorageLimitError } from './errors.js';
-import { loadHashSeed, seededHasher, seedToHex } from './hash.js';
-import type { HashSeed } from './hash.js';
+import { loadHashSeed, seededHasher } from './hash.js';
 import { CompactIndex } from './index.js';
 import type { IndexEntry, KeyVerifier } from './index.js';
 import { fsyncDir, io, readFullySync } from './io.js';
@@ -63,7 +62,6 @@ import { LogWriter } from './writer.js';
 
 export type { Entry, FsyncPolicy, RecoveryStats, StoreOptions, StoreStats } from './types.js';
 export type { IndexEntry } from './index.js';
-export { hashKey } from './hash.js';
 export type { HashSeed, KeyHash } from './hash.js';
 export {
   StorageClosedError,
@@ -120,8 +118,6 @@ export class SegmentStore {
     private readonly opts: StoreOptions,
     private readonly lock: DirLock,
     private readonly index: CompactIndex,
-    /** The data directory's hash seed (hash-seed): hint files record it and are ignored if it differs. */
-    readonly hashSeed: HashSeed,
     recovered: RecoveryResult,
   ) {
     this.now = opts.now ?? Date.now;
@@ -186,7 +182,7 @@ export class SegmentStore {
         { dir: opts.dir, keys: index.size, segments: recovered.segments.length, ms: Date.now() - started, ...recovered.stats },
         `storage: opened ${opts.dir}: ${index.size} keys in ${recovered.segments.length} segments`,
       );
-      return new SegmentStore(opts, lock, index, seed, recovered);
+      return new SegmentStore(opts, lock, index, recovered);
     } catch (err) {
       await lock.release();
       throw err;
@@ -304,33 +300,6 @@ export class SegmentStore {
   }
 
   // --- for compaction ----------------------------------------------------------------
-
-  /** Whether the newest record of `key` is the one at (segmentId, offset). No disk read. */
-  isAt(key: Buffer, segmentId: number, offset: number): boolean {
-    this.checkOpen();
-    return this.index.isAt(key, segmentId, offset);
-  }
-
-  /**
-   * Compare-and-set: points `key` at `to` only if it still points at
-   * (fromSegmentId, fromOffset); the entry keeps its SCAN position and its
-   * cached value (same key, same value). The segment of `to` must be known to
-   * the store (a compaction output registered with it).
-   */
-  relocate(key: Buffer, fromSegmentId: number, fromOffset: number, to: IndexEntry): boolean {
-    this.checkOpen();
-    return this.index.relocate(key, fromSegmentId, fromOffset, to);
-  }
-
-  /** Sum of the record lengths of the live entries in a segment: what compacting it would keep. */
-  segmentLiveBytes(segmentId: number): number {
-    return this.index.segmentLiveBytes(segmentId);
-  }
-
-  /** The index's hash seed as 16 hex digits, for files that persist key hashes. */
-  get hashSeedHex(): string {
-    return seedToHex(this.hashSeed);
-  }
 
   // --- writes ----------------------------------------------------------------------
 
@@ -500,7 +469,7 @@ export class SegmentStore {
       limits: recordLimits,
       now: () => this.now(),
       segmentsInOrder: () => [...this.segments.values()].sort(Segment.compare),
-      segmentLiveBytes: (id) => this.segmentLiveBytes(id),
+      segmentLiveBytes: (id) => this.index.segmentLiveBytes(id),
       allocateSegmentId: () => this.nextSegmentId++,
       isCurrent: (key, segmentId, offset) => this.index.isAt(key, segmentId, offset),
       hasKey: (key) => this.index.find(key) !== 0,

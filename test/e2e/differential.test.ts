@@ -23,6 +23,7 @@
 import t, { type Test } from 'tap';
 import { type ChildProcess, spawn } from 'node:child_process';
 import * as fs from 'node:fs';
+import { seededRandomFn } from '../../src/cluster/ports.js';
 import { type NodeProcess, freePort, run, startNode, tempDir } from './harness.js';
 import { type Arg, Conn } from './resp-client.js';
 
@@ -151,21 +152,9 @@ const scanPage: Compare = (r, o) => {
   return undefined;
 };
 
-/** A small seeded PRNG (mulberry32), so every run sends the same sequences. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
 /** Float arguments of every kind strtold reads: decimals, exponents, signs, hex. */
 function randomFloats(seed: number, n: number): string[] {
-  const r = prng(seed);
+  const r = seededRandomFn(seed);
   const digits = (k: number) => Array.from({ length: k }, () => Math.floor(r() * 10)).join('');
   const out: string[] = [];
   for (let i = 0; i < n; i++) {
@@ -184,14 +173,14 @@ function randomFloats(seed: number, n: number): string[] {
 
 /** Random glob patterns over the bytes that mean something to stringmatchlen. */
 function randomPatterns(seed: number, n: number): string[] {
-  const r = prng(seed);
+  const r = seededRandomFn(seed);
   const alphabet = ['a', 'b', 'h', 'l', 'o', 'e', 'u', ':', '1', '*', '*', '?', '[', ']', '^', '-', '\\', 'A', ' '];
   return Array.from({ length: n }, () => Array.from({ length: 1 + Math.floor(r() * 7) }, () => alphabet[Math.floor(r() * alphabet.length)]).join(''));
 }
 
 /** INCRBY/DECRBY near the int64 edges and GETRANGE/SETRANGE with random indexes. */
 function randomIntegerSteps(seed: number, n: number): Step[] {
-  const r = prng(seed);
+  const r = seededRandomFn(seed);
   const edges = [0n, 1n, -1n, 2n ** 53n, -(2n ** 53n), 2n ** 62n, -(2n ** 62n), 2n ** 63n - 1n, -(2n ** 63n), 2n ** 63n - 100n, -(2n ** 63n) + 100n];
   const pick = () => {
     const e = edges[Math.floor(r() * edges.length)]!;

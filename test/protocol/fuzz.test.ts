@@ -22,19 +22,9 @@
 import { readFileSync } from 'node:fs';
 import { isMainThread, parentPort, Worker, workerData } from 'node:worker_threads';
 import { ProtocolError, RequestParser, type ParserLimits } from '../../protocol/resp.js';
+import { seededRandomFn } from '../../src/cluster/ports.js';
 
 type Rng = () => number;
-
-function mulberry32(seed: number): Rng {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let x = a;
-    x = Math.imul(x ^ (x >>> 15), x | 1);
-    x ^= x + Math.imul(x ^ (x >>> 7), x | 61);
-    return ((x ^ (x >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 /** Seed of one case, from the run's seed and the case number. */
 function caseSeed(seed: number, n: number): number {
@@ -423,7 +413,7 @@ function sameCmds(a: string[], b: string[], n = Math.max(a.length, b.length)): b
 
 /** Runs case n: builds the input from its own seed, parses it whole and split, checks. */
 function runCase(seed: number, n: number, pool: Stream[], big: boolean): CaseResult {
-  const r = mulberry32(caseSeed(seed, n));
+  const r = seededRandomFn(caseSeed(seed, n));
   const k = int(r, 100);
   let kind: string;
   let input: Buffer;
@@ -499,7 +489,7 @@ function runCase(seed: number, n: number, pool: Stream[], big: boolean): CaseRes
 }
 
 function buildPool(seed: number): Stream[] {
-  const r = mulberry32(seed ^ 0x5a5a5a5a);
+  const r = seededRandomFn(seed ^ 0x5a5a5a5a);
   return Array.from({ length: 4096 }, () => genStream(r));
 }
 

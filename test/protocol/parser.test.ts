@@ -7,6 +7,7 @@
 
 import t from 'tap';
 import { ProtocolError, RequestParser, splitInlineArgs, type ParserLimits } from '../../protocol/resp.js';
+import { seededRandomFn } from '../../src/cluster/ports.js';
 
 const defaults: ParserLimits = {
   bulkBytesMax: 512 * 1024 * 1024,
@@ -60,17 +61,6 @@ function splitAt(buf: Buffer, cuts: number[]): Buffer[] {
   }
   out.push(buf.subarray(prev));
   return out;
-}
-
-function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let x = a;
-    x = Math.imul(x ^ (x >>> 15), x | 1);
-    x ^= x + Math.imul(x ^ (x >>> 7), x | 61);
-    return ((x ^ (x >>> 14)) >>> 0) / 4294967296;
-  };
 }
 
 t.test('multibulk', async (t) => {
@@ -237,7 +227,7 @@ t.test('errors are found at every split point', async (t) => {
 });
 
 t.test('big bulks split randomly', async (t) => {
-  const rand = mulberry32(0xb16b00b5);
+  const rand = seededRandomFn(0xb16b00b5);
   const big = Buffer.alloc(1024 * 1024);
   for (let i = 0; i < big.length; i++) big[i] = (rand() * 256) | 0;
   // Make sure \r\n, '*' and '$' occur inside, including at the very end.
