@@ -22,6 +22,12 @@ export const unauthArgsMax = 10;
 export const unauthBulkBytesMax = 16 * KiB;
 /** A client whose unsent replies exceed this stops being read until its socket drains. */
 export const replyBufferBytesHigh = 4 * MiB;
+/**
+ * Most commands of one connection in flight at once (a pipeline whose
+ * commands go async overlaps them, see src/server/client.ts); past it the
+ * socket stops being read until some finish.
+ */
+export const pipelinedMax = 256;
 /** Most client connections at once (Redis' maxclients default). */
 export const clientsMaxDefault = 10000;
 

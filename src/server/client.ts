@@ -1,22 +1,50 @@
-// One client connection: reads requests, runs them strictly in order through
-// the dispatcher, and sends replies in order with as few socket writes as it
-// can. Replies to writes leave only after the store says those writes are
-// durable (group commit: one wait covers every write of a batch, across all
-// clients, see SegmentStore.whenDurable).
+// One client connection: reads requests, runs them through the dispatcher,
+// and sends replies in order with as few socket writes as it can. Replies to
+// writes leave only after the store says those writes are durable (group
+// commit: one wait covers every write of a batch, across all clients, see
+// SegmentStore.whenDurable).
 //
-// Flow control: while a command is in flight (a cold read, a quorum round)
-// later requests wait in the parser; when unsent replies pass
-// replyBufferBytesHigh, or too many unparsed bytes pile up behind an in-flight
-// command, the socket stops being read until it drains.
-
+// Pipelining: a command whose handler goes async (a cold read, a quorum round)
+// does not hold up the ones behind it unless they touch the same keys. A
+// command may start while others are in flight when it names its keys (see
+// pipelines below) and none of them is being written by a command in flight,
+// nor, for a write, read; anything else (a keyless command, a conflict) waits
+// until the commands it would overlap have finished. So the effects of one
+// connection's commands on each key happen in the order they were sent, as in
+// Redis, and replies always leave in that order; only commands on different
+// keys overlap, which no client can tell apart from running them one by one.
+//
+// Flow control: when unsent replies pass replyBufferBytesHigh, or too many
+// unparsed bytes pile up behind a waiting command, or pipelinedMax commands
+// are in flight, the socket stops being read until it drains.
 import type { Socket } from 'node:net';
 import { ErrorReply, ProtocolError, type Reply, ReplyWriter, RequestParser } from '../../protocol/resp.js';
-import { replyBufferBytesHigh } from '../constants.js';
+import { pipelinedMax, replyBufferBytesHigh } from '../constants.js';
+import { type CommandSpec, keysOf } from './command.js';
 import type { Server } from './server.js';
 import { Session } from './session.js';
 
-/** Unparsed bytes we accept behind a command in flight before pausing the socket. */
+/** Unparsed bytes we accept behind a waiting command before pausing the socket. */
 const backlogBytesHigh = 1024 * 1024;
+
+/**
+ * Whether a command may overlap others of the same connection: it names its
+ * keys and touches nothing else (no connection state, no whole keyspace).
+ */
+const pipelines = (spec: CommandSpec | undefined): spec is CommandSpec =>
+  spec !== undefined && spec.firstKey > 0 && (spec.group === 'string' || spec.group === 'generic');
+
+/** A parsed command that has not started: it conflicts with one in flight. */
+interface Waiting {
+  spec: CommandSpec | undefined;
+  args: Buffer[];
+}
+
+/** How the commands in flight use one key. */
+interface KeyUse {
+  readers: number;
+  writers: number;
+}
 
 export class Client extends Session {
   readonly #addr: string;
@@ -24,14 +52,26 @@ export class Client extends Session {
 
   private readonly parser: RequestParser;
   private readonly writer = new ReplyWriter(false);
-  /** Replies computed but not yet encoded: they wait for durability of the writes among them. */
-  private held: Reply[] = [];
+  /**
+   * Replies in command order, not yet sent: null for a command still in
+   * flight; the rest wait for the ones before them and for the durability of
+   * the writes among them.
+   */
+  private held: Array<Reply | null> = [];
+  /** Sequence number of held[0] (each command gets the next one). */
+  private heldBase = 0;
   /** How many of `held` are covered by the durability wait in progress (-1: none in progress). */
   private heldCoveredUpTo = -1;
   /** A write ran since the last durability wait began. */
   private wroteSinceWait = false;
-  /** A command is in flight (its handler returned a Promise). */
-  private busy = false;
+  /** Commands in flight (their handlers returned a Promise). */
+  private inflight = 0;
+  /** A command in flight that may not overlap anything (see pipelines). */
+  private exclusive = false;
+  /** Keys (latin1) of the commands in flight that may overlap others. */
+  private readonly keysInFlight = new Map<string, KeyUse>();
+  /** The next command, parsed, waiting for the commands it conflicts with. */
+  private waiting: Waiting | null = null;
   private paused = false;
   private closing = false;
   closed = false;
@@ -95,46 +135,111 @@ export class Client extends Session {
     this.run();
   }
 
-  /** Executes every complete request in the parser, in order, until one goes async or input runs out. */
+  /** Starts every complete request in the parser, in order, until one must wait or input runs out. */
   private run(): void {
     this.server.markClock();
-    while (!this.busy && !this.closing) {
-      const args = this.parser.next();
-      if (args === null) break;
-      if (args instanceof ProtocolError) {
-        this.server.log.warn({ client: this.addr, error: args.message }, 'protocol error, closing client');
-        this.held.push(new ErrorReply(`ERR Protocol error: ${args.message}`));
-        this.closing = true;
+    while (!this.closing) {
+      let next = this.waiting;
+      if (next === null) {
+        const args = this.parser.next();
+        if (args === null) break;
+        if (args instanceof ProtocolError) {
+          this.server.log.warn({ client: this.addr, error: args.message }, 'protocol error, closing client');
+          this.held.push(new ErrorReply(`ERR Protocol error: ${args.message}`));
+          this.closing = true;
+          break;
+        }
+        next = { spec: this.server.lookup(args[0]!), args };
+      }
+      // Nothing in flight (the common case): no keys to look at.
+      if (this.inflight > 0 && !this.mayStart(next)) {
+        this.waiting = next;
         break;
       }
-      const spec = this.server.lookup(args[0]!);
-      const reply = this.server.dispatch(this, spec, args);
-      const wrote = spec !== undefined && spec.writes;
-      if (reply instanceof Promise) {
-        this.busy = true;
-        // Its slot stays the last one: nothing runs after it until it settles (sends only trim the front).
-        this.held.push(null);
-        reply.then(
-          (r) => this.settle(r, wrote),
-          (err: unknown) => this.settle(this.server.errorReply(err), wrote),
-        );
-        break;
-      }
-      if (wrote) this.wroteSinceWait = true;
-      this.held.push(reply);
+      this.waiting = null;
+      this.start(next.spec, next.args);
+      if (this.inflight >= pipelinedMax) break;
     }
-    if (this.busy && this.parser.bufferedBytes > backlogBytesHigh) this.pause();
+    if (this.waiting !== null && this.parser.bufferedBytes > backlogBytesHigh) this.pause();
+    if (this.inflight >= pipelinedMax) this.pause();
     this.flush();
   }
 
-  private settle(reply: Reply, wrote: boolean): void {
-    this.held[this.held.length - 1] = reply;
+  private start(spec: CommandSpec | undefined, args: Buffer[]): void {
+    const reply = this.server.dispatch(this, spec, args);
+    const wrote = spec !== undefined && spec.writes;
+    if (!(reply instanceof Promise)) {
+      if (wrote) this.wroteSinceWait = true;
+      this.held.push(reply);
+      return;
+    }
+    const seq = this.heldBase + this.held.length;
+    this.held.push(null);
+    this.inflight++;
+    const keys = pipelines(spec) ? this.hold(keysOf(spec, args), wrote) : null;
+    if (keys === null) this.exclusive = true;
+    reply.then(
+      (r) => this.settle(seq, r, wrote, keys),
+      (err: unknown) => this.settle(seq, this.server.errorReply(err), wrote, keys),
+    );
+  }
+
+  /** Whether a command may start beside the ones in flight (see the file comment). */
+  private mayStart(next: Waiting): boolean {
+    if (this.exclusive || !pipelines(next.spec)) return false;
+    const writes = next.spec.writes;
+    for (const k of keysOf(next.spec, next.args)) {
+      const use = this.keysInFlight.get(k.toString('latin1'));
+      if (use !== undefined && (use.writers > 0 || (writes && use.readers > 0))) return false;
+    }
+    return true;
+  }
+
+  /** Marks keys as used by a command in flight; returns their names for release. */
+  private hold(keys: Buffer[], writes: boolean): string[] {
+    const names = keys.map((k) => k.toString('latin1'));
+    for (const n of names) {
+      let use = this.keysInFlight.get(n);
+      if (use === undefined) this.keysInFlight.set(n, (use = { readers: 0, writers: 0 }));
+      if (writes) use.writers++;
+      else use.readers++;
+    }
+    return names;
+  }
+
+  private release(names: string[], writes: boolean): void {
+    for (const n of names) {
+      const use = this.keysInFlight.get(n)!;
+      if (writes) use.writers--;
+      else use.readers--;
+      if (use.writers === 0 && use.readers === 0) this.keysInFlight.delete(n);
+    }
+  }
+
+  private settle(seq: number, reply: Reply, wrote: boolean, keys: string[] | null): void {
+    this.held[seq - this.heldBase] = reply;
     // An async write's durability is waited for only once it has written.
     if (wrote) this.wroteSinceWait = true;
-    this.busy = false;
+    this.inflight--;
+    if (keys === null) this.exclusive = false;
+    else this.release(keys, wrote);
     if (this.closed) return;
     this.run();
     this.maybeResume();
+  }
+
+  /** Replies at the front of `held` that are computed (those after the first in flight must wait). */
+  private readyCount(): number {
+    const held = this.held;
+    if (this.inflight === 0) return held.length;
+    let n = 0;
+    while (n < held.length && held[n] !== null) n++;
+    return n;
+  }
+
+  /** Nothing in flight or waiting to start. */
+  private get idle(): boolean {
+    return this.inflight === 0 && this.waiting === null;
   }
 
   /**
@@ -143,9 +248,9 @@ export class Client extends Session {
    */
   private flush(): void {
     if (this.heldCoveredUpTo >= 0) return; // a durability wait is in progress; its callback flushes
-    const ready = this.busy ? this.held.length - 1 : this.held.length;
+    const ready = this.readyCount();
     if (ready <= 0) {
-      if (this.closing && !this.busy) this.end();
+      if (this.closing && this.idle) this.end();
       return;
     }
     if (this.wroteSinceWait) {
@@ -161,7 +266,7 @@ export class Client extends Session {
       return;
     }
     this.send(ready);
-    if (this.closing && !this.busy) this.end();
+    if (this.closing && this.idle && this.held.length === 0) this.end();
   }
 
   /** Replaces the replies of the first n held that were acknowledgements of writes by the disk error. */
@@ -183,6 +288,7 @@ export class Client extends Session {
     const held = this.held;
     for (let i = 0; i < n; i++) w.write(held[i]!);
     this.held = n === held.length ? [] : held.slice(n);
+    this.heldBase += n;
     const chunks = w.take();
     if (chunks.length === 1) {
       this.socket.write(chunks[0]!);
@@ -208,7 +314,8 @@ export class Client extends Session {
   private maybeResume(): void {
     if (!this.paused || this.closed) return;
     if (this.socket.writableLength > replyBufferBytesHigh / 2) return;
-    if (this.busy && this.parser.bufferedBytes > backlogBytesHigh) return;
+    if (this.waiting !== null && this.parser.bufferedBytes > backlogBytesHigh) return;
+    if (this.inflight >= pipelinedMax) return;
     this.paused = false;
     this.socket.resume();
   }

@@ -4,7 +4,7 @@
 
 import t from 'tap';
 import { Redis } from 'ioredis';
-import { startNode } from './harness.js';
+import { startCluster, startNode } from './harness.js';
 
 t.test('pipelined hot and cold commands reply in order', async (t) => {
   const node = await startNode({ args: ['--cache-bytes', '0', '--admin-port', '0'] });
@@ -38,4 +38,51 @@ t.test('pipelined hot and cold commands reply in order', async (t) => {
   t.pass('all 600 replies in order');
   const concurrent = await Promise.all(Array.from({ length: 300 }, (_, i) => c.get(`p:${i}`)));
   t.same(concurrent, Array.from({ length: 300 }, (_, i) => `value-${i}`));
+});
+
+// A cluster command that waits (here a read at ALL with one owner stopped)
+// must not hold up the commands behind it on other keys, and must hold up the
+// ones on its own key: effects on each key stay in the order they were sent.
+t.test('cluster pipelines overlap commands on different keys, never on the same key', async (t) => {
+  const timeoutMs = 1500;
+  const nodes = await startCluster(3, { args: ['--request-timeout-ms', String(timeoutMs), '--admin-port', '0'] });
+  t.teardown(() => Promise.all(nodes.map((n) => n.stop())));
+  const a = new Redis({ port: nodes[0]!.port });
+  const b = new Redis({ port: nodes[0]!.port });
+  t.teardown(() => {
+    a.disconnect();
+    b.disconnect();
+  });
+  await a.set('same', 'old');
+  t.same(await a.call('CONSISTENCY', 'READ', 'ALL', 'WRITE', 'QUORUM'), ['n', 3, 'r', 3, 'w', 2]);
+  nodes[2]!.proc.kill('SIGSTOP');
+  t.teardown(() => nodes[2]!.proc.kill('SIGCONT'));
+
+  /** Polls `key` on the other connection until it reads `want`; the ms it took, or Infinity. */
+  const seen = async (key: string, want: string, withinMs: number): Promise<number> => {
+    const t0 = Date.now();
+    while (Date.now() - t0 < withinMs) {
+      if ((await b.get(key)) === want) return Date.now() - t0;
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    return Infinity;
+  };
+
+  // GET at ALL waits for the stopped node until the request times out; the SET of another key behind it does not.
+  const t0 = Date.now();
+  const other = a.pipeline().get('slow:1').set('fast:1', 'v').exec();
+  const otherSeenMs = await seen('fast:1', 'v', timeoutMs * 3);
+  const otherReplies = (await other)!;
+  const otherDoneMs = Date.now() - t0;
+  t.ok(otherSeenMs < timeoutMs / 2, `SET of another key took effect at once (${otherSeenMs} ms)`);
+  t.ok(otherDoneMs >= timeoutMs * 0.9, `while the GET before it still waited (${otherDoneMs} ms)`);
+  t.match(String(otherReplies[0]![0]), /TRYAGAIN/, 'the GET at ALL failed for want of the stopped owner');
+  t.same(otherReplies[1], [null, 'OK'], 'and the SET replied after it, in order');
+
+  // The same key: the SET waits until the GET before it has finished.
+  const t1 = Date.now();
+  const same = a.pipeline().get('same').set('same', 'new').exec();
+  const sameSeenMs = await seen('same', 'new', timeoutMs * 3);
+  await same;
+  t.ok(sameSeenMs >= timeoutMs * 0.9, `SET of the same key took effect only after the GET before it (${sameSeenMs} ms, ${Date.now() - t1} ms in all)`);
 });
