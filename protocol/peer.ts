@@ -32,7 +32,7 @@
 //                         str datacenter, str rack
 //    2 getObject  bytes key, bool versionOnly
 //    3 object     bool present, [bytes object (protocol/object.ts)] when present
-//    4 putObject  bytes key, bytes object (protocol/object.ts)
+//    4 (retired: putObject, now an item of writeBatch)
 //    5 ack        (empty)
 //    6 forward    bool resp3, u32 r, u32 w, u32 n, n x bytes arg
 //    7 reply      bytes resp
@@ -44,9 +44,15 @@
 //   13 error      str code, str message
 //   14 coordinate bool delete (0 set, 1 delete), bytes key, bool hasValue, [bytes value],
 //                 u64 expiresAtMs, u32 r, u32 w
-//   15 writeObject bytes key, bytes object: a coordinator's new version (putObject, answered with written)
-//   16 written    bool present, [bytes object]: the replica's version vector before the write (an object
-//                 with no siblings), present only when the write did not account for its copy
+//   15, 16 (retired: writeObject and written, now an item of writeBatch and its result)
+//   17 writeBatch u32 n (1..WRITE_BATCH_ITEMS_MAX), n x (bytes key, bytes object, bool report): the
+//                 versions one coordinator sends one replica in one turn of its event loop, merged in
+//                 order into the replica's copies and answered once all are durable. With report set,
+//                 the item's result says whether the version accounted for the copy it found
+//   18 writtenBatch u32 n, n x result, one per item in order: u8 0 done (and accounted for the copy);
+//                 1 done but not accounted for, then bytes object: the replica's version vector before
+//                 the write (an object with no siblings); 2 failed, then str message (this item alone
+//                 failed, e.g. a full disk)
 // A payload must be consumed exactly: trailing bytes are a bad payload.
 //
 // Handshake steps (kind 4), the only frames accepted before a connection is
@@ -68,7 +74,7 @@
 // a list of chunks) so a 512 MB value is not copied to be framed.
 
 import { createHmac, timingSafeEqual } from 'node:crypto';
-import type { MemberState, NodeId, PeerMessage, PeerMessageType, VersionedObject } from '../src/cluster/types.js';
+import type { MemberState, NodeId, PeerMessage, PeerMessageType, VersionedObject, WriteItem, WriteResult } from '../src/cluster/types.js';
 import { crc32c } from './crc32c.js';
 import { decodeObject, encodeObjectOnce, type ObjectLimits } from './object.js';
 
@@ -107,7 +113,6 @@ export const MessageTypeCode: Record<PeerMessageType, number> = {
   gossip: 1,
   getObject: 2,
   object: 3,
-  putObject: 4,
   ack: 5,
   forward: 6,
   reply: 7,
@@ -118,9 +123,16 @@ export const MessageTypeCode: Record<PeerMessageType, number> = {
   flushAll: 12,
   error: 13,
   coordinate: 14,
-  writeObject: 15,
-  written: 16,
+  writeBatch: 17,
+  writtenBatch: 18,
 };
+
+/**
+ * Most items in one writeBatch (and so in one writtenBatch): a coordinator
+ * starts another batch past it, and a decoder refuses more. It bounds the work
+ * one request makes a replica do before it answers.
+ */
+export const WRITE_BATCH_ITEMS_MAX = 1024;
 const messageTypeNames = new Map<number, PeerMessageType>(
   Object.entries(MessageTypeCode).map(([name, code]) => [code, name as PeerMessageType]),
 );
@@ -296,14 +308,31 @@ function writeMessage(w: ChunkWriter, msg: PeerMessage): void {
       w.bool(msg.object !== null);
       if (msg.object !== null) writeObject(w, msg.object, 'object.object');
       return;
-    case 'putObject':
-    case 'writeObject':
-      w.bytes(msg.key, `${msg.type}.key`);
-      writeObject(w, msg.object, `${msg.type}.object`);
+    case 'writeBatch':
+      if (msg.items.length === 0 || msg.items.length > WRITE_BATCH_ITEMS_MAX) {
+        throw new TypeError(`writeBatch must have 1..${WRITE_BATCH_ITEMS_MAX} items, got ${msg.items.length}`);
+      }
+      w.u32(msg.items.length, 'writeBatch.items length');
+      for (const item of msg.items) {
+        w.bytes(item.key, 'writeBatch.key');
+        writeObject(w, item.object, 'writeBatch.object');
+        w.bool(item.report);
+      }
       return;
-    case 'written':
-      w.bool(msg.seen !== null);
-      if (msg.seen !== null) writeObject(w, { vv: msg.seen, siblings: [] }, 'written.seen');
+    case 'writtenBatch':
+      if (msg.results.length > WRITE_BATCH_ITEMS_MAX) throw new TypeError(`writtenBatch has over ${WRITE_BATCH_ITEMS_MAX} results`);
+      w.u32(msg.results.length, 'writtenBatch.results length');
+      for (const r of msg.results) {
+        if (r === null) {
+          w.u8(0);
+        } else if ('seen' in r) {
+          w.u8(1);
+          writeObject(w, { vv: r.seen, siblings: [] }, 'writtenBatch.seen');
+        } else {
+          w.u8(2);
+          w.str(r.error, 'writtenBatch.error');
+        }
+      }
       return;
     case 'forward':
       w.bool(msg.resp3);
@@ -560,13 +589,30 @@ function readMessage(type: PeerMessageType, r: Reader): PeerMessage {
       return { type, key: r.bytes('getObject.key'), versionOnly: r.bool('getObject.versionOnly') };
     case 'object':
       return { type, object: r.bool('object.present') ? readObject(r, 'object.object') : null };
-    case 'putObject':
-    case 'writeObject': {
-      const key = r.bytes(`${type}.key`);
-      return { type, key, object: readObject(r, `${type}.object`) };
+    case 'writeBatch': {
+      const n = r.count('writeBatch.items length', 4 + 4 + 1);
+      if (n === 0 || n > WRITE_BATCH_ITEMS_MAX) throw new BadPayload(`writeBatch must have 1..${WRITE_BATCH_ITEMS_MAX} items, got ${n}`);
+      const items: WriteItem[] = [];
+      for (let i = 0; i < n; i++) {
+        const key = r.bytes('writeBatch.key');
+        const object = readObject(r, 'writeBatch.object');
+        items.push({ key, object, report: r.bool('writeBatch.report') });
+      }
+      return { type, items };
     }
-    case 'written':
-      return { type, seen: r.bool('written.present') ? readObject(r, 'written.seen').vv : null };
+    case 'writtenBatch': {
+      const n = r.count('writtenBatch.results length', 1);
+      if (n > WRITE_BATCH_ITEMS_MAX) throw new BadPayload(`writtenBatch has ${n} results, over ${WRITE_BATCH_ITEMS_MAX}`);
+      const results: WriteResult[] = [];
+      for (let i = 0; i < n; i++) {
+        const status = r.u8('writtenBatch.status');
+        if (status === 0) results.push(null);
+        else if (status === 1) results.push({ seen: readObject(r, 'writtenBatch.seen').vv });
+        else if (status === 2) results.push({ error: r.str('writtenBatch.error') });
+        else throw new BadPayload(`writtenBatch.status must be 0, 1 or 2, got ${status}`);
+      }
+      return { type, results };
+    }
     case 'forward': {
       const resp3 = r.bool('forward.resp3');
       const rq = r.u32('forward.r');

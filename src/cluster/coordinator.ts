@@ -16,10 +16,10 @@
 import { type Entry, type KeyValue, type ScanPage, type Update, isPromise, then } from '../kv/keyvalue.js';
 import { KeyLocks } from '../kv/locks.js';
 import type { HybridClock } from './hlc.js';
-import { type Clock, type Random, type ReplicaStore, type Transport, randomInt } from './ports.js';
+import { type Clock, type Random, type ReplicaStore, type Transport, type WriteWaiter, randomInt } from './ports.js';
 import { QuorumTally } from './quorum.js';
 import type { Ring } from './ring.js';
-import type { NodeId, PeerMessage, Sibling, VersionedObject, VersionVector } from './types.js';
+import type { NodeId, PeerMessage, Sibling, VersionedObject, VersionVector, WriteItem, WriteResult } from './types.js';
 import { accountsFor, emptyObject, equalObjects, merge, mergeVV, resolve, update } from './version.js';
 
 export interface Quorum {
@@ -89,6 +89,9 @@ export function withoutValues(obj: VersionedObject): VersionedObject {
   const empty = Buffer.alloc(0);
   return { vv: obj.vv, siblings: obj.siblings.map((s) => ({ ...s, value: s.value === null ? null : empty })) };
 }
+
+/** Read repair is best effort: nobody waits for its writes. */
+const ignoreWrite: WriteWaiter = { answer: () => {}, fail: () => {} };
 
 /** Cursor of a cluster-wide SCAN: which member (by index in the sorted ring nodes) and its local cursor. */
 const scanNodeBits = 1024;
@@ -209,7 +212,7 @@ export class Coordinator implements KeyValue {
       if (obj !== null && (obj === all || equalObjects(obj, all))) continue;
       this.stats.readRepairs++;
       if (node === this.ports.self) void Promise.resolve(this.ports.replica.apply(key, all)).catch(() => {});
-      else this.#ask(node, { type: 'putObject', key, object: all }).catch(() => {});
+      else this.ports.transport.sendWrite(node, { key, object: all, report: false }, ignoreWrite, this.options.requestTimeoutMs);
     }
   }
 
@@ -387,10 +390,10 @@ export class Coordinator implements KeyValue {
     );
     const wNeed = Math.min(w, owners.length);
     const tally = new QuorumTally<VersionVector | null>(owners, Math.max(wNeed, Math.min(contextNeed, owners.length)));
-    const msg: PeerMessage = contextNeed > 0 ? { type: 'writeObject', key, object } : { type: 'putObject', key, object };
+    // One item for every other owner; the transport batches a turn's writes per owner (writeBatch).
+    const item: WriteItem = { key, object, report: contextNeed > 0 };
     for (const node of owners) {
-      if (node === self) continue;
-      this.#askInto(tally, node, msg, (m) => (m.type === 'written' ? m.seen : m.type === 'ack' ? null : undefined));
+      if (node !== self) this.ports.transport.sendWrite(node, item, tally, this.options.requestTimeoutMs);
     }
     const outcome = (): VersionVector[] => {
       if (tally.answers.size < wNeed) {
@@ -553,18 +556,8 @@ export class Coordinator implements KeyValue {
         const o = this.ports.replica.read(msg.key);
         return o instanceof Promise ? o.then(answer) : answer(o);
       }
-      case 'putObject':
-      case 'writeObject': {
-        const { key, object } = msg;
-        const answer = (prior: VersionedObject | null): PeerMessage =>
-          msg.type === 'putObject' ? { type: 'ack' } : { type: 'written', seen: prior === null || accountsFor(object, prior) ? null : prior.vv };
-        const durable = (prior: VersionedObject | null): Promise<PeerMessage> =>
-          new Promise<PeerMessage>((resolveAck, reject) =>
-            this.ports.replica.whenDurable((err) => (err ? reject(err) : resolveAck(answer(prior)))),
-          );
-        const applied = this.ports.replica.apply(key, object);
-        return isPromise(applied) ? applied.then(durable) : durable(applied);
-      }
+      case 'writeBatch':
+        return this.#applyWrites(msg.items);
       case 'coordinate': {
         const view = this.withQuorum({ r: msg.r, w: msg.w });
         return view.coordinate(msg.key, msg.op, msg.value, msg.expiresAtMs).then((n): PeerMessage => ({ type: 'count', n }));
@@ -578,6 +571,45 @@ export class Coordinator implements KeyValue {
       default:
         return undefined;
     }
+  }
+
+  /**
+   * The replica side of a writeBatch: merges each version into the local copy,
+   * in order, and answers once they are all durable, with each item's result
+   * (a reported write says whether it accounted for the copy it found). An
+   * item that fails (a full disk) fails alone.
+   */
+  #applyWrites(items: WriteItem[]): Promise<PeerMessage> {
+    const results: WriteResult[] = new Array<WriteResult>(items.length).fill(null);
+    const applied = (i: number, prior: VersionedObject | null): void => {
+      const { object, report } = items[i]!;
+      if (report && prior !== null && !accountsFor(object, prior)) results[i] = { seen: prior.vv };
+    };
+    let waits: Array<Promise<void>> | null = null;
+    for (let i = 0; i < items.length; i++) {
+      try {
+        const prior = this.ports.replica.apply(items[i]!.key, items[i]!.object);
+        if (!isPromise(prior)) applied(i, prior);
+        else {
+          (waits ??= []).push(
+            prior.then(
+              (p) => applied(i, p),
+              (e: Error) => void (results[i] = { error: e.message }),
+            ),
+          );
+        }
+      } catch (e) {
+        results[i] = { error: (e as Error).message };
+      }
+    }
+    const durable = (): Promise<PeerMessage> =>
+      new Promise((resolveAnswer) =>
+        this.ports.replica.whenDurable((err) => {
+          if (err) for (let i = 0; i < results.length; i++) if (results[i] === null || 'seen' in results[i]!) results[i] = { error: err.message };
+          resolveAnswer({ type: 'writtenBatch', results });
+        }),
+      );
+    return waits === null ? durable() : Promise.all(waits).then(durable);
   }
 
   /**

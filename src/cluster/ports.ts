@@ -8,7 +8,7 @@
 // and Math.random.
 
 import { performance } from 'node:perf_hooks';
-import type { NodeId, PeerMessage, VersionedObject } from './types.js';
+import type { NodeId, PeerMessage, VersionedObject, VersionVector, WriteItem } from './types.js';
 
 /** Wall-clock time in unix milliseconds. */
 export interface Clock {
@@ -44,6 +44,55 @@ export interface Transport {
    * lonely node gossips with, and CLUSTER MEET. The answer tells us the id.
    */
   requestAddress(to: PeerAddress, msg: PeerMessage, timeoutMs: number): Promise<PeerMessage>;
+  /**
+   * Sends one write (a putObject or, with report, a writeObject) to a replica
+   * and tells `waiter` how it went. The writes for one node queued in one turn
+   * of the event loop may travel as one writeBatch request (see
+   * protocol/peer.ts), so a write costs no request of its own; each still has
+   * its own result, and every waiter hears exactly once.
+   */
+  sendWrite(to: NodeId, item: WriteItem, waiter: WriteWaiter, timeoutMs: number): void;
+}
+
+/** Hears the result of one write sent with Transport.sendWrite (a QuorumTally is one). */
+export interface WriteWaiter {
+  /** The write is durable there; `seen` is the replica's prior version vector when a reported write did not account for it. */
+  answer(node: NodeId, seen: VersionVector | null): void;
+  fail(node: NodeId, reason: string): void;
+}
+
+/**
+ * Tells each waiter of a writeBatch its item's result, from the answer to the
+ * batch (or the reason the whole request failed). Shared by every Transport.
+ */
+export function settleWrites(node: NodeId, waiters: readonly WriteWaiter[], answer: PeerMessage | Error): void {
+  if (answer instanceof Error || answer.type !== 'writtenBatch' || answer.results.length !== waiters.length) {
+    const reason =
+      answer instanceof Error
+        ? answer.message
+        : answer.type === 'error'
+          ? answer.message
+          : answer.type === 'writtenBatch'
+            ? `writtenBatch with ${answer.results.length} results for ${waiters.length} writes`
+            : `unexpected ${answer.type}`;
+    for (const w of waiters) w.fail(node, reason);
+    return;
+  }
+  const results = answer.results;
+  for (let i = 0; i < waiters.length; i++) {
+    const r = results[i]!;
+    if (r === null) waiters[i]!.answer(node, null);
+    else if ('seen' in r) waiters[i]!.answer(node, r.seen);
+    else waiters[i]!.fail(node, r.error);
+  }
+}
+
+/** sendWrite over request, one write per request: for transports that do not batch (tests). */
+export function sendWriteAlone(transport: Pick<Transport, 'request'>, to: NodeId, item: WriteItem, waiter: WriteWaiter, timeoutMs: number): void {
+  transport.request(to, { type: 'writeBatch', items: [item] }, timeoutMs).then(
+    (m) => settleWrites(to, [waiter], m),
+    (e: Error) => settleWrites(to, [waiter], e),
+  );
 }
 
 /** What a transport calls with each incoming request; the returned message is the answer. */

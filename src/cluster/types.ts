@@ -55,14 +55,12 @@ export type PeerMessage =
   // replica reads
   | { type: 'getObject'; key: Buffer; versionOnly: boolean }
   | { type: 'object'; object: VersionedObject | null }
-  // replica writes: the receiver merges `object` into its copy and answers once durable
-  | { type: 'putObject'; key: Buffer; object: VersionedObject }
   | { type: 'ack' }
-  // a coordinator's new version of a key: merged as putObject, answered once durable with `written`, which
-  // carries the replica's prior version vector when the new version did not account for its copy (the
-  // coordinator then versions again over it; see Coordinator.coordinate)
-  | { type: 'writeObject'; key: Buffer; object: VersionedObject }
-  | { type: 'written'; seen: VersionVector | null }
+  // replica writes: the versions one coordinator has for one replica in one turn of its event loop, as one
+  // request; the replica merges each into its copy, in order, and answers once all are durable, with one
+  // result per item in the same order (see WriteResult)
+  | { type: 'writeBatch'; items: WriteItem[] }
+  | { type: 'writtenBatch'; results: WriteResult[] }
   // a blind write (SET) or delete coordinated by an owner on behalf of a node that does not own the key;
   // answered with `count` (1 for a set; for a delete, whether the key existed)
   | { type: 'coordinate'; op: 'set' | 'delete'; key: Buffer; value: Buffer | null; expiresAtMs: number; r: number; w: number }
@@ -79,3 +77,21 @@ export type PeerMessage =
   | { type: 'error'; code: string; message: string };
 
 export type PeerMessageType = PeerMessage['type'];
+
+/** One write of a writeBatch. */
+export interface WriteItem {
+  key: Buffer;
+  object: VersionedObject;
+  /**
+   * Say whether the version accounted for the replica's copy (its context
+   * covered it), for a coordinator's SET (see Coordinator.coordinate).
+   */
+  report: boolean;
+}
+
+/**
+ * What a replica says of one item of a writeBatch: null when applied (and, if
+ * reported, accounted for its copy), the replica's prior version vector when
+ * the version did not account for it, or an error message for this item alone.
+ */
+export type WriteResult = null | { seen: VersionVector } | { error: string };

@@ -13,8 +13,8 @@
 
 import type * as net from 'node:net';
 import { performance } from 'node:perf_hooks';
-import type { PeerHandler } from '../cluster/ports.js';
-import type { NodeId, PeerMessage } from '../cluster/types.js';
+import { type PeerHandler, settleWrites, type WriteWaiter } from '../cluster/ports.js';
+import type { NodeId, PeerMessage, WriteItem } from '../cluster/types.js';
 import type { ObjectLimits } from '../../protocol/object.js';
 import {
   encodeFrame,
@@ -24,7 +24,9 @@ import {
   type Frame,
   type FrameError,
   type Handshake,
+  WRITE_BATCH_ITEMS_MAX,
 } from '../../protocol/peer.js';
+import { encodeObjectOnce } from '../../protocol/object.js';
 import type { Logger } from '../log.js';
 import { PeerError, type PeerErrorCode } from './errors.js';
 
@@ -112,6 +114,8 @@ export class Connection {
   private out: Buffer[] = [];
   private outBytes = 0;
   private flushTimer: NodeJS.Immediate | null = null;
+  /** Writes queued this turn (sendWrite), to go as one writeBatch request when the turn's frames are flushed. */
+  private writes: { items: WriteItem[]; waiters: WriteWaiter[]; bytes: number; timeoutMs: number } | null = null;
   private readonly closeListeners: Array<(reason: string) => void> = [];
   private socketError: string | null = null;
 
@@ -224,6 +228,44 @@ export class Connection {
   }
 
   /**
+   * Queues a write for this turn's writeBatch (see Transport.sendWrite). The
+   * batch is sent with the turn's other frames, or at once when it reaches
+   * WRITE_BATCH_ITEMS_MAX items or flushBytes; its timeout is the shortest of
+   * its writes'.
+   */
+  queueWrite(item: WriteItem, waiter: WriteWaiter, timeoutMs: number): void {
+    if (this.state !== 'ready') {
+      waiter.fail(this.remoteId ?? this.remoteAddress, `no connection to ${this.who}: ${this.closeReason ?? 'handshake not finished'}`);
+      return;
+    }
+    let b = this.writes;
+    if (b === null) this.writes = b = { items: [], waiters: [], bytes: 0, timeoutMs };
+    b.items.push(item);
+    b.waiters.push(waiter);
+    b.bytes += item.key.length + encodeObjectOnce(item.object).length;
+    if (timeoutMs < b.timeoutMs) b.timeoutMs = timeoutMs;
+    if (b.items.length >= WRITE_BATCH_ITEMS_MAX || b.bytes >= this.limits.flushBytes) this.sendWrites();
+    else this.scheduleFlush();
+  }
+
+  /** Whether writes are queued for this turn's batch (it will take no new request slot for another write). */
+  get batching(): boolean {
+    return this.writes !== null;
+  }
+
+  /** Sends the queued writes as one writeBatch request; each waiter hears its own item's result. */
+  private sendWrites(): void {
+    const b = this.writes;
+    if (b === null) return;
+    this.writes = null;
+    const node = this.remoteId!;
+    this.request({ type: 'writeBatch', items: b.items }, b.timeoutMs).then(
+      (m) => settleWrites(node, b.waiters, m),
+      (e: Error) => settleWrites(node, b.waiters, e),
+    );
+  }
+
+  /**
    * Closes the connection; every request awaiting an answer on it rejects at
    * once. `graceful` sends what is queued first (used to drop a duplicate).
    */
@@ -234,6 +276,11 @@ export class Connection {
     if (this.flushTimer) {
       clearImmediate(this.flushTimer);
       this.flushTimer = null;
+    }
+    if (this.writes !== null) {
+      const b = this.writes;
+      this.writes = null;
+      settleWrites(this.remoteId ?? this.remoteAddress, b.waiters, new PeerError(opts.code ?? 'UNREACHABLE', `connection to ${this.who} closed: ${reason}`));
     }
     if (opts.graceful) {
       this.flush();
@@ -279,17 +326,27 @@ export class Connection {
       this.outBytes += c.length;
     }
     this.counters.framesSent++;
-    if (this.outBytes >= this.limits.flushBytes) {
+    if (this.outBytes >= this.limits.flushBytes) this.flush();
+    else this.scheduleFlush();
+  }
+
+  private scheduleFlush(): void {
+    if (this.flushTimer !== null) return;
+    this.flushTimer = setImmediate(() => {
+      this.flushTimer = null;
       this.flush();
-    } else if (this.flushTimer === null) {
-      this.flushTimer = setImmediate(() => {
-        this.flushTimer = null;
-        this.flush();
-      });
-    }
+    });
   }
 
   private flush(): void {
+    if (this.writes !== null) {
+      this.sendWrites();
+      // Its frame is in `out` now and goes below; the flush it scheduled is not needed.
+      if (this.flushTimer !== null) {
+        clearImmediate(this.flushTimer);
+        this.flushTimer = null;
+      }
+    }
     if (this.out.length === 0 || this.socket.destroyed) return;
     const out = this.out;
     this.counters.bytesSent += this.outBytes;

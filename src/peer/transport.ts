@@ -17,8 +17,8 @@
 // to a peer queues requests (each still bounded by its own timeout).
 
 import * as net from 'node:net';
-import type { PeerAddress, PeerHandler, Transport } from '../cluster/ports.js';
-import type { NodeId, PeerMessage } from '../cluster/types.js';
+import { type PeerAddress, type PeerHandler, sendWriteAlone, type Transport, type WriteWaiter } from '../cluster/ports.js';
+import type { NodeId, PeerMessage, WriteItem } from '../cluster/types.js';
 import { objectLimits } from '../cluster/version.js';
 import {
   peerConnectTimeoutMs,
@@ -296,6 +296,18 @@ export class PeerTransport implements Transport {
     const answer = new Promise<PeerMessage>((resolve, reject) => this.wait(peer, msg, timeoutMs, { resolve, reject }));
     this.ensureDialing(peer);
     return answer;
+  }
+
+  /**
+   * The port's sendWrite: on a connected peer the write joins the turn's
+   * writeBatch (one request for all of them); otherwise it goes as a batch of
+   * its own through request(), which waits for the first connection or fails
+   * fast as any request does.
+   */
+  sendWrite(to: NodeId, item: WriteItem, waiter: WriteWaiter, timeoutMs: number): void {
+    const conn = this.closed ? null : this.peers.get(to)?.conn;
+    if (conn && (conn.batching || conn.inflight < this.limits.inflightMax)) conn.queueWrite(item, waiter, timeoutMs);
+    else sendWriteAlone(this, to, item, waiter, timeoutMs);
   }
 
   /** The port's request to an address: learns the id with connectTo, then asks within what is left of the timeout. */

@@ -5,11 +5,11 @@
 
 import t from 'tap';
 import * as net from 'node:net';
-import type { PeerMessage } from '../../src/cluster/types.js';
-import { encodeFrameBuffer, isFrameError } from '../../protocol/peer.js';
+import type { PeerMessage, WriteResult } from '../../src/cluster/types.js';
+import { encodeFrameBuffer, isFrameError, WRITE_BATCH_ITEMS_MAX } from '../../protocol/peer.js';
 import { peerInflightMax } from '../../src/constants.js';
 import { PeerError } from '../../src/peer/index.js';
-import { introduce, nodeId, RawPeer, settle, sleep, startNode, waitFor } from './helpers.js';
+import { introduce, nodeId, RawPeer, sampleObject, settle, sleep, startNode, waitFor } from './helpers.js';
 
 /** A handler whose answer names the request and who sent it, after an optional random delay. */
 function namingHandler(delays: boolean) {
@@ -339,4 +339,66 @@ t.test('backpressure: a peer that does not read its answers stops being read', a
   t.equal(answers, total, `all ${total} requests answered once the peer reads again`);
   t.equal(handled, total);
   t.equal(b.transport.stats().inbound.readPauses >= 1, true);
+});
+
+t.test('writes sent in one turn travel as one writeBatch; each waiter hears its own item', async (t) => {
+  const a = await startNode(t, 1);
+  const b = await startNode(t, 2);
+  const batches: number[] = [];
+  b.transport.setHandler((_from, msg): PeerMessage => {
+    if (msg.type !== 'writeBatch') return { type: 'ack' };
+    batches.push(msg.items.length);
+    const results: WriteResult[] = msg.items.map((item) => {
+      const k = item.key.toString();
+      if (k.startsWith('fail')) return { error: `ERR cannot write ${k}` };
+      if (k.startsWith('seen') && item.report) return { seen: new Map([[nodeId(9), 7]]) };
+      return null;
+    });
+    return { type: 'writtenBatch', results };
+  });
+  introduce(a, b);
+  await a.transport.request(b.id, { type: 'ack' }, 5000); // connected, so the writes below queue on the connection
+
+  /** Sends n writes in one turn; resolves with what each waiter heard, in order. */
+  const send = (keys: string[], report = true): Promise<string[]> =>
+    Promise.all(
+      keys.map(
+        (key) =>
+          new Promise<string>((resolve) =>
+            a.transport.sendWrite(
+              b.id,
+              { key: Buffer.from(key), object: sampleObject, report },
+              {
+                answer: (node, seen) => resolve(`${node === b.id ? 'b' : node} ok ${seen === null ? '-' : [...seen].join(';')}`),
+                fail: (node, reason) => resolve(`${node === b.id ? 'b' : node} failed ${reason}`),
+              },
+              5000,
+            ),
+          ),
+      ),
+    );
+
+  const before = a.transport.peerStats(b.id)!.traffic.framesSent;
+  const keys = Array.from({ length: 300 }, (_, i) => (i % 3 === 0 ? `fail:${i}` : i % 3 === 1 ? `seen:${i}` : `plain:${i}`));
+  const heard = await send(keys);
+  t.same(batches, [300], 'one writeBatch of 300 items');
+  t.equal(a.transport.peerStats(b.id)!.traffic.framesSent - before, 1, 'in one request frame');
+  const want = keys.map((k) => (k.startsWith('fail') ? `b failed ERR cannot write ${k}` : k.startsWith('seen') ? `b ok ${nodeId(9)},7` : 'b ok -'));
+  t.same(heard, want, 'every waiter heard its own item: done, done but not accounted for, or failed');
+
+  batches.length = 0;
+  const many = await send(Array.from({ length: WRITE_BATCH_ITEMS_MAX + 100 }, (_, i) => `plain:${i}`), false);
+  t.same(batches, [WRITE_BATCH_ITEMS_MAX, 100], `cut at ${WRITE_BATCH_ITEMS_MAX} items per batch`);
+  t.ok(many.every((h) => h === 'b ok -'), 'all answered');
+
+  // A batch whose request fails (the other side goes away) fails every one of its writes.
+  b.transport.setHandler(() => new Promise<PeerMessage>(() => {})); // never answers
+  const lost = send(['x:1', 'x:2', 'x:3']);
+  await sleep(50);
+  await b.transport.close();
+  t.same(
+    (await lost).map((h) => h.replace(/ failed .*/, ' failed')),
+    ['b failed', 'b failed', 'b failed'],
+    'each write of a lost batch fails',
+  );
 });
