@@ -30,8 +30,7 @@
 //                 member: nodeid id, str host, u16 port, u16 clusterPort, u64 incarnation,
 //                         u64 heartbeat, u8 state (0 member, 1 left), f64 weight,
 //                         str datacenter, str rack
-//    2 getObject  bytes key, bool versionOnly
-//    3 object     bool present, [bytes object (protocol/object.ts)] when present
+//    2, 3 (retired: getObject and object, now a readBatch item and its result)
 //    4 (retired: putObject, now an item of writeBatch)
 //    5 ack        (empty)
 //    6 forward    bool resp3, u32 r, u32 w, u32 n, n x bytes arg
@@ -45,7 +44,12 @@
 //   14 coordinate bool delete (0 set, 1 delete), bytes key, bool hasValue, [bytes value],
 //                 u64 expiresAtMs, u32 r, u32 w
 //   15, 16 (retired: writeObject and written, now an item of writeBatch and its result)
-//   17 writeBatch u32 n (1..WRITE_BATCH_ITEMS_MAX), n x (bytes key, bytes object, bool report): the
+//   19 readBatch  u32 n (1..BATCH_ITEMS_MAX), n x (bytes key, bool versionOnly): the keys one
+//                 coordinator asks one replica for in one turn of its event loop; versionOnly: the
+//                 values may come back empty (causal context and existence only)
+//   20 objects    u32 n, n x result, one per item in order: u8 0 absent; 1 present, then bytes
+//                 object; 2 failed, then str message (this item alone failed, e.g. a bad record)
+//   17 writeBatch u32 n (1..BATCH_ITEMS_MAX), n x (bytes key, bytes object, bool report): the
 //                 versions one coordinator sends one replica in one turn of its event loop, merged in
 //                 order into the replica's copies and answered once all are durable. With report set,
 //                 the item's result says whether the version accounted for the copy it found
@@ -74,7 +78,7 @@
 // a list of chunks) so a 512 MB value is not copied to be framed.
 
 import { createHmac, timingSafeEqual } from 'node:crypto';
-import type { MemberState, NodeId, PeerMessage, PeerMessageType, VersionedObject, WriteItem, WriteResult } from '../src/cluster/types.js';
+import type { MemberState, NodeId, PeerMessage, PeerMessageType, ReadItem, ReadResult, VersionedObject, WriteItem, WriteResult } from '../src/cluster/types.js';
 import { crc32c } from './crc32c.js';
 import { decodeObject, encodeObjectOnce, type ObjectLimits } from './object.js';
 
@@ -111,8 +115,6 @@ const kindCodes: Record<FrameKindName, number> = { request: 1, response: 2, oneW
 
 export const MessageTypeCode: Record<PeerMessageType, number> = {
   gossip: 1,
-  getObject: 2,
-  object: 3,
   ack: 5,
   forward: 6,
   reply: 7,
@@ -125,14 +127,16 @@ export const MessageTypeCode: Record<PeerMessageType, number> = {
   coordinate: 14,
   writeBatch: 17,
   writtenBatch: 18,
+  readBatch: 19,
+  objects: 20,
 };
 
 /**
- * Most items in one writeBatch (and so in one writtenBatch): a coordinator
- * starts another batch past it, and a decoder refuses more. It bounds the work
- * one request makes a replica do before it answers.
+ * Most items in one writeBatch or readBatch (and so in one answer): a
+ * coordinator starts another batch past it, and a decoder refuses more. It
+ * bounds the work one request makes a replica do before it answers.
  */
-export const WRITE_BATCH_ITEMS_MAX = 1024;
+export const BATCH_ITEMS_MAX = 1024;
 const messageTypeNames = new Map<number, PeerMessageType>(
   Object.entries(MessageTypeCode).map(([name, code]) => [code, name as PeerMessageType]),
 );
@@ -300,17 +304,34 @@ function writeMessage(w: ChunkWriter, msg: PeerMessage): void {
       w.u32(msg.members.length, 'gossip.members length');
       for (const m of msg.members) writeMember(w, m);
       return;
-    case 'getObject':
-      w.bytes(msg.key, 'getObject.key');
-      w.bool(msg.versionOnly);
+    case 'readBatch':
+      if (msg.items.length === 0 || msg.items.length > BATCH_ITEMS_MAX) {
+        throw new TypeError(`readBatch must have 1..${BATCH_ITEMS_MAX} items, got ${msg.items.length}`);
+      }
+      w.u32(msg.items.length, 'readBatch.items length');
+      for (const item of msg.items) {
+        w.bytes(item.key, 'readBatch.key');
+        w.bool(item.versionOnly);
+      }
       return;
-    case 'object':
-      w.bool(msg.object !== null);
-      if (msg.object !== null) writeObject(w, msg.object, 'object.object');
+    case 'objects':
+      if (msg.results.length > BATCH_ITEMS_MAX) throw new TypeError(`objects has over ${BATCH_ITEMS_MAX} results`);
+      w.u32(msg.results.length, 'objects.results length');
+      for (const r of msg.results) {
+        if (r === null) {
+          w.u8(0);
+        } else if ('error' in r) {
+          w.u8(2);
+          w.str(r.error, 'objects.error');
+        } else {
+          w.u8(1);
+          writeObject(w, r, 'objects.object');
+        }
+      }
       return;
     case 'writeBatch':
-      if (msg.items.length === 0 || msg.items.length > WRITE_BATCH_ITEMS_MAX) {
-        throw new TypeError(`writeBatch must have 1..${WRITE_BATCH_ITEMS_MAX} items, got ${msg.items.length}`);
+      if (msg.items.length === 0 || msg.items.length > BATCH_ITEMS_MAX) {
+        throw new TypeError(`writeBatch must have 1..${BATCH_ITEMS_MAX} items, got ${msg.items.length}`);
       }
       w.u32(msg.items.length, 'writeBatch.items length');
       for (const item of msg.items) {
@@ -320,7 +341,7 @@ function writeMessage(w: ChunkWriter, msg: PeerMessage): void {
       }
       return;
     case 'writtenBatch':
-      if (msg.results.length > WRITE_BATCH_ITEMS_MAX) throw new TypeError(`writtenBatch has over ${WRITE_BATCH_ITEMS_MAX} results`);
+      if (msg.results.length > BATCH_ITEMS_MAX) throw new TypeError(`writtenBatch has over ${BATCH_ITEMS_MAX} results`);
       w.u32(msg.results.length, 'writtenBatch.results length');
       for (const r of msg.results) {
         if (r === null) {
@@ -585,13 +606,29 @@ function readMessage(type: PeerMessageType, r: Reader): PeerMessage {
       for (let i = 0; i < n; i++) members.push(readMember(r));
       return { type, from, members };
     }
-    case 'getObject':
-      return { type, key: r.bytes('getObject.key'), versionOnly: r.bool('getObject.versionOnly') };
-    case 'object':
-      return { type, object: r.bool('object.present') ? readObject(r, 'object.object') : null };
+    case 'readBatch': {
+      const n = r.count('readBatch.items length', 4 + 1);
+      if (n === 0 || n > BATCH_ITEMS_MAX) throw new BadPayload(`readBatch must have 1..${BATCH_ITEMS_MAX} items, got ${n}`);
+      const items: ReadItem[] = [];
+      for (let i = 0; i < n; i++) items.push({ key: r.bytes('readBatch.key'), versionOnly: r.bool('readBatch.versionOnly') });
+      return { type, items };
+    }
+    case 'objects': {
+      const n = r.count('objects.results length', 1);
+      if (n > BATCH_ITEMS_MAX) throw new BadPayload(`objects has ${n} results, over ${BATCH_ITEMS_MAX}`);
+      const results: ReadResult[] = [];
+      for (let i = 0; i < n; i++) {
+        const status = r.u8('objects.status');
+        if (status === 0) results.push(null);
+        else if (status === 1) results.push(readObject(r, 'objects.object'));
+        else if (status === 2) results.push({ error: r.str('objects.error') });
+        else throw new BadPayload(`objects.status must be 0, 1 or 2, got ${status}`);
+      }
+      return { type, results };
+    }
     case 'writeBatch': {
       const n = r.count('writeBatch.items length', 4 + 4 + 1);
-      if (n === 0 || n > WRITE_BATCH_ITEMS_MAX) throw new BadPayload(`writeBatch must have 1..${WRITE_BATCH_ITEMS_MAX} items, got ${n}`);
+      if (n === 0 || n > BATCH_ITEMS_MAX) throw new BadPayload(`writeBatch must have 1..${BATCH_ITEMS_MAX} items, got ${n}`);
       const items: WriteItem[] = [];
       for (let i = 0; i < n; i++) {
         const key = r.bytes('writeBatch.key');
@@ -602,7 +639,7 @@ function readMessage(type: PeerMessageType, r: Reader): PeerMessage {
     }
     case 'writtenBatch': {
       const n = r.count('writtenBatch.results length', 1);
-      if (n > WRITE_BATCH_ITEMS_MAX) throw new BadPayload(`writtenBatch has ${n} results, over ${WRITE_BATCH_ITEMS_MAX}`);
+      if (n > BATCH_ITEMS_MAX) throw new BadPayload(`writtenBatch has ${n} results, over ${BATCH_ITEMS_MAX}`);
       const results: WriteResult[] = [];
       for (let i = 0; i < n; i++) {
         const status = r.u8('writtenBatch.status');

@@ -19,7 +19,7 @@ import type { HybridClock } from './hlc.js';
 import { type Clock, type Random, type ReplicaStore, type Transport, type WriteWaiter, randomInt } from './ports.js';
 import { QuorumTally } from './quorum.js';
 import type { Ring } from './ring.js';
-import type { NodeId, PeerMessage, Sibling, VersionedObject, VersionVector, WriteItem, WriteResult } from './types.js';
+import type { NodeId, PeerMessage, ReadItem, ReadResult, Sibling, VersionedObject, VersionVector, WriteItem, WriteResult } from './types.js';
 import { accountsFor, emptyObject, equalObjects, merge, mergeVV, resolve, update } from './version.js';
 
 export interface Quorum {
@@ -186,7 +186,7 @@ export class Coordinator implements KeyValue {
         }
         continue;
       }
-      this.#askInto(tally, node, { type: 'getObject', key, versionOnly }, (m) => (m.type === 'object' ? m.object : undefined));
+      this.ports.transport.sendRead(node, { key, versionOnly }, tally, this.options.requestTimeoutMs);
     }
     if ((await tally.decided()) === 'failed') {
       // A write's context is best effort: with fewer owners reachable it versions over what did
@@ -548,14 +548,8 @@ export class Coordinator implements KeyValue {
   /** Answers the peer messages addressed to the data path; undefined for others. */
   handle(msg: PeerMessage): Promise<PeerMessage> | PeerMessage | undefined {
     switch (msg.type) {
-      case 'getObject': {
-        const answer = (o: VersionedObject | null): PeerMessage => ({
-          type: 'object',
-          object: o === null ? null : msg.versionOnly ? withoutValues(o) : o,
-        });
-        const o = this.ports.replica.read(msg.key);
-        return o instanceof Promise ? o.then(answer) : answer(o);
-      }
+      case 'readBatch':
+        return this.#readItems(msg.items);
       case 'writeBatch':
         return this.#applyWrites(msg.items);
       case 'coordinate': {
@@ -573,6 +567,19 @@ export class Coordinator implements KeyValue {
     }
   }
 
+  /** The replica side of a readBatch: each item's local copy (values dropped for version-only items), in order. */
+  #readItems(items: ReadItem[]): PeerMessage | Promise<PeerMessage> {
+    const results: ReadResult[] = new Array<ReadResult>(items.length).fill(null);
+    const waits = eachItem(
+      items,
+      (item) => this.ports.replica.read(item.key),
+      (i, o) => (results[i] = o === null ? null : items[i]!.versionOnly ? withoutValues(o) : o),
+      (i, error) => (results[i] = { error }),
+    );
+    const answer = (): PeerMessage => ({ type: 'objects', results });
+    return waits === null ? answer() : waits.then(answer);
+  }
+
   /**
    * The replica side of a writeBatch: merges each version into the local copy,
    * in order, and answers once they are all durable, with each item's result
@@ -581,27 +588,15 @@ export class Coordinator implements KeyValue {
    */
   #applyWrites(items: WriteItem[]): Promise<PeerMessage> {
     const results: WriteResult[] = new Array<WriteResult>(items.length).fill(null);
-    const applied = (i: number, prior: VersionedObject | null): void => {
-      const { object, report } = items[i]!;
-      if (report && prior !== null && !accountsFor(object, prior)) results[i] = { seen: prior.vv };
-    };
-    let waits: Array<Promise<void>> | null = null;
-    for (let i = 0; i < items.length; i++) {
-      try {
-        const prior = this.ports.replica.apply(items[i]!.key, items[i]!.object);
-        if (!isPromise(prior)) applied(i, prior);
-        else {
-          (waits ??= []).push(
-            prior.then(
-              (p) => applied(i, p),
-              (e: Error) => void (results[i] = { error: e.message }),
-            ),
-          );
-        }
-      } catch (e) {
-        results[i] = { error: (e as Error).message };
-      }
-    }
+    const waits = eachItem(
+      items,
+      (item) => this.ports.replica.apply(item.key, item.object),
+      (i, prior) => {
+        const { object, report } = items[i]!;
+        if (report && prior !== null && !accountsFor(object, prior)) results[i] = { seen: prior.vv };
+      },
+      (i, error) => (results[i] = { error }),
+    );
     const durable = (): Promise<PeerMessage> =>
       new Promise((resolveAnswer) =>
         this.ports.replica.whenDurable((err) => {
@@ -609,24 +604,7 @@ export class Coordinator implements KeyValue {
           resolveAnswer({ type: 'writtenBatch', results });
         }),
       );
-    return waits === null ? durable() : Promise.all(waits).then(durable);
-  }
-
-  /**
-   * A request to a peer whose answer goes into a tally: `value` picks what to
-   * count from the answer (undefined for an unexpected type); an `error`
-   * answer or a failed request counts as a failure. One Promise reaction per
-   * request, on the hot paths of reads and writes.
-   */
-  #askInto<T>(tally: QuorumTally<T>, node: NodeId, msg: PeerMessage, value: (m: PeerMessage) => T | undefined): void {
-    this.ports.transport.request(node, msg, this.options.requestTimeoutMs).then(
-      (m) => {
-        const v = m.type === 'error' ? undefined : value(m);
-        if (v === undefined) tally.fail(node, m.type === 'error' ? m.message : `unexpected ${m.type}`);
-        else tally.answer(node, v);
-      },
-      (e: Error) => tally.fail(node, e.message),
-    );
+    return waits === null ? durable() : waits.then(durable);
   }
 
   /** A request to a peer; an `error` answer becomes a rejection carrying the peer's text. */
@@ -636,6 +614,37 @@ export class Coordinator implements KeyValue {
       return m;
     });
   }
+}
+
+/**
+ * Runs `op` on each item in order and reports each outcome by index; returns
+ * null when every op answered at once, else a Promise settled when all have.
+ * A throw or rejection fails that item alone.
+ */
+function eachItem<I, T>(
+  items: readonly I[],
+  op: (item: I) => T | Promise<T>,
+  done: (i: number, value: T) => void,
+  failed: (i: number, error: string) => void,
+): Promise<void> | null {
+  let waits: Array<Promise<void>> | null = null;
+  for (let i = 0; i < items.length; i++) {
+    try {
+      const v = op(items[i]!);
+      if (!(v instanceof Promise)) done(i, v);
+      else {
+        (waits ??= []).push(
+          v.then(
+            (x) => done(i, x),
+            (e: Error) => failed(i, e.message),
+          ),
+        );
+      }
+    } catch (e) {
+      failed(i, (e as Error).message);
+    }
+  }
+  return waits === null ? null : Promise.all(waits).then(() => undefined);
 }
 
 /** The merge of every copy; copies equal to the merge so far (the common case) cost a comparison, not a merge. */

@@ -8,7 +8,8 @@
 // and Math.random.
 
 import { performance } from 'node:perf_hooks';
-import type { NodeId, PeerMessage, VersionedObject, VersionVector, WriteItem } from './types.js';
+import { encodeObjectOnce } from '../../protocol/object.js';
+import type { NodeId, PeerMessage, ReadItem, ReadResult, VersionedObject, VersionVector, WriteItem, WriteResult } from './types.js';
 
 /** Wall-clock time in unix milliseconds. */
 export interface Clock {
@@ -45,53 +46,103 @@ export interface Transport {
    */
   requestAddress(to: PeerAddress, msg: PeerMessage, timeoutMs: number): Promise<PeerMessage>;
   /**
-   * Sends one write (a putObject or, with report, a writeObject) to a replica
-   * and tells `waiter` how it went. The writes for one node queued in one turn
-   * of the event loop may travel as one writeBatch request (see
-   * protocol/peer.ts), so a write costs no request of its own; each still has
+   * Sends one replica write to a node and tells `waiter` how it went; likewise
+   * sendRead for one replica read. The items for one node queued in one turn
+   * of the event loop may travel as one request (writeBatch, readBatch: see
+   * protocol/peer.ts), so an item costs no request of its own; each still has
    * its own result, and every waiter hears exactly once.
    */
   sendWrite(to: NodeId, item: WriteItem, waiter: WriteWaiter, timeoutMs: number): void;
+  sendRead(to: NodeId, item: ReadItem, waiter: ReadWaiter, timeoutMs: number): void;
 }
 
-/** Hears the result of one write sent with Transport.sendWrite (a QuorumTally is one). */
-export interface WriteWaiter {
-  /** The write is durable there; `seen` is the replica's prior version vector when a reported write did not account for it. */
-  answer(node: NodeId, seen: VersionVector | null): void;
+/** Hears the outcome of one item sent with sendWrite or sendRead (a QuorumTally is one). */
+export interface Waiter<T> {
+  answer(node: NodeId, value: T): void;
   fail(node: NodeId, reason: string): void;
+}
+/** A write is durable there; the value is the replica's prior version vector when a reported write did not account for it. */
+export type WriteWaiter = Waiter<VersionVector | null>;
+/** The replica's copy (null: it has none). */
+export type ReadWaiter = Waiter<VersionedObject | null>;
+
+/**
+ * How items of one kind travel together: the request that carries them, and
+ * how its answer (or the reason the whole request failed) reaches each
+ * item's waiter. Shared by every Transport.
+ */
+export interface Batching<I, T> {
+  message(items: I[]): PeerMessage;
+  settle(node: NodeId, waiters: ReadonlyArray<Waiter<T>>, answer: PeerMessage | Error): void;
+  /** Roughly what an item adds to the request, to cut batches by size. */
+  itemBytes(item: I): number;
 }
 
 /**
- * Tells each waiter of a writeBatch its item's result, from the answer to the
- * batch (or the reason the whole request failed). Shared by every Transport.
+ * Hands each waiter its item's result from the answer to a batch: `results`
+ * picks the per-item results out of an answer of the expected type, and
+ * `deliver` tells one waiter one result. An answer of no use at all (an
+ * error, a failed request, the wrong type or count) fails every item.
  */
-export function settleWrites(node: NodeId, waiters: readonly WriteWaiter[], answer: PeerMessage | Error): void {
-  if (answer instanceof Error || answer.type !== 'writtenBatch' || answer.results.length !== waiters.length) {
+function settleBatch<R, T>(
+  node: NodeId,
+  waiters: ReadonlyArray<Waiter<T>>,
+  answer: PeerMessage | Error,
+  results: (m: PeerMessage) => R[] | undefined,
+  deliver: (w: Waiter<T>, node: NodeId, r: R) => void,
+): void {
+  const rs = answer instanceof Error ? undefined : results(answer);
+  if (rs === undefined || rs.length !== waiters.length) {
     const reason =
-      answer instanceof Error
+      answer instanceof Error || answer.type === 'error'
         ? answer.message
-        : answer.type === 'error'
-          ? answer.message
-          : answer.type === 'writtenBatch'
-            ? `writtenBatch with ${answer.results.length} results for ${waiters.length} writes`
-            : `unexpected ${answer.type}`;
+        : rs === undefined
+          ? `unexpected ${answer.type}`
+          : `${answer.type} with ${rs.length} results for ${waiters.length} items`;
     for (const w of waiters) w.fail(node, reason);
     return;
   }
-  const results = answer.results;
-  for (let i = 0; i < waiters.length; i++) {
-    const r = results[i]!;
-    if (r === null) waiters[i]!.answer(node, null);
-    else if ('seen' in r) waiters[i]!.answer(node, r.seen);
-    else waiters[i]!.fail(node, r.error);
-  }
+  for (let i = 0; i < waiters.length; i++) deliver(waiters[i]!, node, rs[i]!);
 }
 
-/** sendWrite over request, one write per request: for transports that do not batch (tests). */
-export function sendWriteAlone(transport: Pick<Transport, 'request'>, to: NodeId, item: WriteItem, waiter: WriteWaiter, timeoutMs: number): void {
-  transport.request(to, { type: 'writeBatch', items: [item] }, timeoutMs).then(
-    (m) => settleWrites(to, [waiter], m),
-    (e: Error) => settleWrites(to, [waiter], e),
+export const writeBatching: Batching<WriteItem, VersionVector | null> = {
+  message: (items) => ({ type: 'writeBatch', items }),
+  settle: (node, waiters, answer) =>
+    settleBatch(
+      node,
+      waiters,
+      answer,
+      (m) => (m.type === 'writtenBatch' ? m.results : undefined),
+      (w, n, r: WriteResult) => (r === null ? w.answer(n, null) : 'seen' in r ? w.answer(n, r.seen) : w.fail(n, r.error)),
+    ),
+  itemBytes: (item) => item.key.length + encodeObjectOnce(item.object).length,
+};
+
+export const readBatching: Batching<ReadItem, VersionedObject | null> = {
+  message: (items) => ({ type: 'readBatch', items }),
+  settle: (node, waiters, answer) =>
+    settleBatch(
+      node,
+      waiters,
+      answer,
+      (m) => (m.type === 'objects' ? m.results : undefined),
+      (w, n, r: ReadResult) => (r !== null && 'error' in r ? w.fail(n, r.error) : w.answer(n, r)),
+    ),
+  itemBytes: (item) => item.key.length,
+};
+
+/** One item as a request of its own: for transports that do not batch (tests), and before a connection is up. */
+export function sendAlone<I, T>(
+  transport: Pick<Transport, 'request'>,
+  kind: Batching<I, T>,
+  to: NodeId,
+  item: I,
+  waiter: Waiter<T>,
+  timeoutMs: number,
+): void {
+  transport.request(to, kind.message([item]), timeoutMs).then(
+    (m) => kind.settle(to, [waiter], m),
+    (e: Error) => kind.settle(to, [waiter], e),
   );
 }
 

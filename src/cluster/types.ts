@@ -52,9 +52,10 @@ export interface VersionedObject {
 export type PeerMessage =
   // membership (push-pull gossip: the response is the receiver's view)
   | { type: 'gossip'; from: NodeId; members: MemberState[] }
-  // replica reads
-  | { type: 'getObject'; key: Buffer; versionOnly: boolean }
-  | { type: 'object'; object: VersionedObject | null }
+  // replica reads: the keys one coordinator asks one replica for in one turn of its event loop, as one
+  // request; answered with one result per item in the same order (see ReadResult)
+  | { type: 'readBatch'; items: ReadItem[] }
+  | { type: 'objects'; results: ReadResult[] }
   | { type: 'ack' }
   // replica writes: the versions one coordinator has for one replica in one turn of its event loop, as one
   // request; the replica merges each into its copy, in order, and answers once all are durable, with one
@@ -77,6 +78,16 @@ export type PeerMessage =
   | { type: 'error'; code: string; message: string };
 
 export type PeerMessageType = PeerMessage['type'];
+
+/** One read of a readBatch. */
+export interface ReadItem {
+  key: Buffer;
+  /** Only the version (causal context and existence): the values come back empty. */
+  versionOnly: boolean;
+}
+
+/** The replica's copy of one readBatch item: null when it has none, or an error message for this item alone. */
+export type ReadResult = VersionedObject | null | { error: string };
 
 /** One write of a writeBatch. */
 export interface WriteItem {

@@ -13,8 +13,8 @@
 
 import type * as net from 'node:net';
 import { performance } from 'node:perf_hooks';
-import { type PeerHandler, settleWrites, type WriteWaiter } from '../cluster/ports.js';
-import type { NodeId, PeerMessage, WriteItem } from '../cluster/types.js';
+import type { Batching, PeerHandler, Waiter } from '../cluster/ports.js';
+import type { NodeId, PeerMessage } from '../cluster/types.js';
 import type { ObjectLimits } from '../../protocol/object.js';
 import {
   encodeFrame,
@@ -24,9 +24,8 @@ import {
   type Frame,
   type FrameError,
   type Handshake,
-  WRITE_BATCH_ITEMS_MAX,
+  BATCH_ITEMS_MAX,
 } from '../../protocol/peer.js';
-import { encodeObjectOnce } from '../../protocol/object.js';
 import type { Logger } from '../log.js';
 import { PeerError, type PeerErrorCode } from './errors.js';
 
@@ -76,6 +75,15 @@ interface Pending {
   timeoutMs: number;
 }
 
+/** Items of one kind queued for one request (see queueItem). */
+interface Outbox {
+  kind: Batching<never, never>;
+  items: never[];
+  waiters: Array<Waiter<never>>;
+  bytes: number;
+  timeoutMs: number;
+}
+
 /** Chunks at least this large are handed to the socket as they are; smaller ones are joined into one write. */
 const joinBytesMax = 64 * 1024;
 /** After a graceful close (a refusal, a duplicate), the other side gets this long to close its end. */
@@ -114,8 +122,8 @@ export class Connection {
   private out: Buffer[] = [];
   private outBytes = 0;
   private flushTimer: NodeJS.Immediate | null = null;
-  /** Writes queued this turn (sendWrite), to go as one writeBatch request when the turn's frames are flushed. */
-  private writes: { items: WriteItem[]; waiters: WriteWaiter[]; bytes: number; timeoutMs: number } | null = null;
+  /** Items queued this turn, per kind (writes, reads), each to go as one request when the turn's frames are flushed. */
+  private readonly outboxes = new Map<Batching<never, never>, Outbox>();
   private readonly closeListeners: Array<(reason: string) => void> = [];
   private socketError: string | null = null;
 
@@ -228,40 +236,39 @@ export class Connection {
   }
 
   /**
-   * Queues a write for this turn's writeBatch (see Transport.sendWrite). The
-   * batch is sent with the turn's other frames, or at once when it reaches
-   * WRITE_BATCH_ITEMS_MAX items or flushBytes; its timeout is the shortest of
-   * its writes'.
+   * Queues an item (a replica write or read) for this turn's request of its
+   * kind (see Transport.sendWrite). The request is sent with the turn's other
+   * frames, or at once when it reaches BATCH_ITEMS_MAX items or flushBytes;
+   * its timeout is the shortest of its items'.
    */
-  queueWrite(item: WriteItem, waiter: WriteWaiter, timeoutMs: number): void {
+  queueItem<I, T>(kind: Batching<I, T>, item: I, waiter: Waiter<T>, timeoutMs: number): void {
     if (this.state !== 'ready') {
       waiter.fail(this.remoteId ?? this.remoteAddress, `no connection to ${this.who}: ${this.closeReason ?? 'handshake not finished'}`);
       return;
     }
-    let b = this.writes;
-    if (b === null) this.writes = b = { items: [], waiters: [], bytes: 0, timeoutMs };
-    b.items.push(item);
-    b.waiters.push(waiter);
-    b.bytes += item.key.length + encodeObjectOnce(item.object).length;
-    if (timeoutMs < b.timeoutMs) b.timeoutMs = timeoutMs;
-    if (b.items.length >= WRITE_BATCH_ITEMS_MAX || b.bytes >= this.limits.flushBytes) this.sendWrites();
+    const key = kind as Batching<never, never>;
+    let box = this.outboxes.get(key);
+    if (box === undefined) this.outboxes.set(key, (box = { kind: key, items: [], waiters: [], bytes: 0, timeoutMs }));
+    box.items.push(item as never);
+    box.waiters.push(waiter as Waiter<never>);
+    box.bytes += kind.itemBytes(item);
+    if (timeoutMs < box.timeoutMs) box.timeoutMs = timeoutMs;
+    if (box.items.length >= BATCH_ITEMS_MAX || box.bytes >= this.limits.flushBytes) this.sendOutbox(box);
     else this.scheduleFlush();
   }
 
-  /** Whether writes are queued for this turn's batch (it will take no new request slot for another write). */
+  /** Whether items are queued for this turn's requests (another item takes no new request slot). */
   get batching(): boolean {
-    return this.writes !== null;
+    return this.outboxes.size > 0;
   }
 
-  /** Sends the queued writes as one writeBatch request; each waiter hears its own item's result. */
-  private sendWrites(): void {
-    const b = this.writes;
-    if (b === null) return;
-    this.writes = null;
+  /** Sends one kind's queued items as one request; each waiter hears its own item's outcome. */
+  private sendOutbox(box: Outbox): void {
+    this.outboxes.delete(box.kind);
     const node = this.remoteId!;
-    this.request({ type: 'writeBatch', items: b.items }, b.timeoutMs).then(
-      (m) => settleWrites(node, b.waiters, m),
-      (e: Error) => settleWrites(node, b.waiters, e),
+    this.request(box.kind.message(box.items), box.timeoutMs).then(
+      (m) => box.kind.settle(node, box.waiters, m),
+      (e: Error) => box.kind.settle(node, box.waiters, e),
     );
   }
 
@@ -277,11 +284,10 @@ export class Connection {
       clearImmediate(this.flushTimer);
       this.flushTimer = null;
     }
-    if (this.writes !== null) {
-      const b = this.writes;
-      this.writes = null;
-      settleWrites(this.remoteId ?? this.remoteAddress, b.waiters, new PeerError(opts.code ?? 'UNREACHABLE', `connection to ${this.who} closed: ${reason}`));
+    for (const box of this.outboxes.values()) {
+      box.kind.settle(this.remoteId ?? this.remoteAddress, box.waiters, new PeerError(opts.code ?? 'UNREACHABLE', `connection to ${this.who} closed: ${reason}`));
     }
+    this.outboxes.clear();
     if (opts.graceful) {
       this.flush();
       this.socket.end();
@@ -339,9 +345,9 @@ export class Connection {
   }
 
   private flush(): void {
-    if (this.writes !== null) {
-      this.sendWrites();
-      // Its frame is in `out` now and goes below; the flush it scheduled is not needed.
+    if (this.outboxes.size > 0) {
+      for (const box of [...this.outboxes.values()]) this.sendOutbox(box);
+      // Their frames are in `out` now and go below; the flush they scheduled is not needed.
       if (this.flushTimer !== null) {
         clearImmediate(this.flushTimer);
         this.flushTimer = null;

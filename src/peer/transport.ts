@@ -17,8 +17,19 @@
 // to a peer queues requests (each still bounded by its own timeout).
 
 import * as net from 'node:net';
-import { type PeerAddress, type PeerHandler, sendWriteAlone, type Transport, type WriteWaiter } from '../cluster/ports.js';
-import type { NodeId, PeerMessage, WriteItem } from '../cluster/types.js';
+import {
+  type Batching,
+  type PeerAddress,
+  type PeerHandler,
+  type ReadWaiter,
+  readBatching,
+  sendAlone,
+  type Transport,
+  type Waiter as ItemWaiter,
+  type WriteWaiter,
+  writeBatching,
+} from '../cluster/ports.js';
+import type { NodeId, PeerMessage, ReadItem, WriteItem } from '../cluster/types.js';
 import { objectLimits } from '../cluster/version.js';
 import {
   peerConnectTimeoutMs,
@@ -299,15 +310,23 @@ export class PeerTransport implements Transport {
   }
 
   /**
-   * The port's sendWrite: on a connected peer the write joins the turn's
-   * writeBatch (one request for all of them); otherwise it goes as a batch of
-   * its own through request(), which waits for the first connection or fails
-   * fast as any request does.
+   * The port's sendWrite and sendRead: on a connected peer the item joins the
+   * turn's request of its kind (one request for all of them); otherwise it
+   * goes as a request of its own, which waits for the first connection or
+   * fails fast as any request does.
    */
   sendWrite(to: NodeId, item: WriteItem, waiter: WriteWaiter, timeoutMs: number): void {
+    this.sendItem(writeBatching, to, item, waiter, timeoutMs);
+  }
+
+  sendRead(to: NodeId, item: ReadItem, waiter: ReadWaiter, timeoutMs: number): void {
+    this.sendItem(readBatching, to, item, waiter, timeoutMs);
+  }
+
+  private sendItem<I, T>(kind: Batching<I, T>, to: NodeId, item: I, waiter: ItemWaiter<T>, timeoutMs: number): void {
     const conn = this.closed ? null : this.peers.get(to)?.conn;
-    if (conn && (conn.batching || conn.inflight < this.limits.inflightMax)) conn.queueWrite(item, waiter, timeoutMs);
-    else sendWriteAlone(this, to, item, waiter, timeoutMs);
+    if (conn && (conn.batching || conn.inflight < this.limits.inflightMax)) conn.queueItem(kind, item, waiter, timeoutMs);
+    else sendAlone(this, kind, to, item, waiter, timeoutMs);
   }
 
   /** The port's request to an address: learns the id with connectTo, then asks within what is left of the timeout. */

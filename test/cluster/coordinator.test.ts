@@ -6,7 +6,7 @@
 import t from 'tap';
 import { Coordinator, type Quorum } from '../../src/cluster/coordinator.js';
 import { HybridClock } from '../../src/cluster/hlc.js';
-import { type Clock, type ReplicaStore, type Transport, seededRandom, sendWriteAlone } from '../../src/cluster/ports.js';
+import { type Clock, type ReplicaStore, type Transport, seededRandom, readBatching, sendAlone, writeBatching } from '../../src/cluster/ports.js';
 import { QuorumTally } from '../../src/cluster/quorum.js';
 import { Ring } from '../../src/cluster/ring.js';
 import type { NodeId, PeerMessage, VersionedObject } from '../../src/cluster/types.js';
@@ -58,7 +58,10 @@ function cluster(skewMs: number[] = [0, 0, 0], quorum: Quorum = { r: 2, w: 2 }) 
       },
       requestAddress: () => Promise.reject(new Error('not used')),
       sendWrite(to, item, waiter, timeoutMs) {
-        sendWriteAlone(this, to, item, waiter, timeoutMs);
+        sendAlone(this, writeBatching, to, item, waiter, timeoutMs);
+      },
+      sendRead(to, item, waiter, timeoutMs) {
+        sendAlone(this, readBatching, to, item, waiter, timeoutMs);
       },
     };
     const replica = new MemoryReplica();
@@ -161,7 +164,7 @@ t.test('a SET through an owner is one round when its copy is current: no context
   await c.coords[0]!.set(k('one'), k('a'), 0);
   await c.coords[0]!.set(k('one'), k('b'), 0);
   await settle();
-  t.equal(c.sent.get('getObject') ?? 0, 0, 'no context read');
+  t.equal(c.sent.get('readBatch') ?? 0, 0, 'no context read');
   t.equal(c.sent.get('writeBatch'), 4, 'two owners asked per write');
   t.equal(c.coords[0]!.stats.writeRetries, 0);
   for (const r of c.replicas) t.same(r.read(k('one'))?.siblings.map((s) => s.value?.toString()), ['b']);

@@ -13,7 +13,7 @@ import assert from 'node:assert/strict';
 import { GossipDriver } from '../../src/cluster/gossip.js';
 import { Membership } from '../../src/cluster/membership.js';
 import type { MembershipChange } from '../../src/cluster/membership.js';
-import { seededRandom, sendWriteAlone } from '../../src/cluster/ports.js';
+import { readBatching, seededRandom, sendAlone, writeBatching } from '../../src/cluster/ports.js';
 import type { Clock, PeerAddress, PeerHandler, Random, Timers, Transport } from '../../src/cluster/ports.js';
 import { Ring } from '../../src/cluster/ring.js';
 import type { MemberState, NodeId, PeerMessage } from '../../src/cluster/types.js';
@@ -297,7 +297,8 @@ export class Sim {
       });
     return {
       request,
-      sendWrite: (to, item, waiter, timeoutMs) => sendWriteAlone({ request }, to, item, waiter, timeoutMs),
+      sendWrite: (to, item, waiter, timeoutMs) => sendAlone({ request }, writeBatching, to, item, waiter, timeoutMs),
+      sendRead: (to, item, waiter, timeoutMs) => sendAlone({ request }, readBatching, to, item, waiter, timeoutMs),
       requestAddress: (to, msg, timeoutMs) => {
         const target = this.nodes.find((n) => n.address.host === to.host && n.address.port === to.port);
         if (target === undefined) return Promise.reject(new Error('connection refused'));

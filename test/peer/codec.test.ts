@@ -260,7 +260,7 @@ t.test('malformed frames come back as error values', async (t) => {
   const good = encodeFrameBuffer('request', 5, { type: 'ack' });
 
   // Payload cut short, with a valid CRC: non-fatal, says which request it was.
-  const truncated = rawFrame(1, 42, MessageTypeCode.getObject, Buffer.from([100, 0, 0, 0, 1, 2, 3]));
+  const truncated = rawFrame(1, 42, MessageTypeCode.readBatch, Buffer.from([1, 0, 0, 0, 100, 0, 0, 0, 1, 2, 3]));
   let got = feed([Buffer.concat([truncated, good])]);
   t.match(got[0], { error: 'BAD_PAYLOAD', fatal: false, kind: 'request', id: 42 });
   t.match((got[0] as FrameError).message, /truncated/);
@@ -269,10 +269,12 @@ t.test('malformed frames come back as error values', async (t) => {
   // Trailing bytes, an impossible bool, a count larger than the payload, a bad object.
   const cases: Array<[string, Buffer]> = [
     ['trailing bytes', rawFrame(1, 1, MessageTypeCode.ack, Buffer.from([0]))],
-    ['bool 2', rawFrame(1, 1, MessageTypeCode.getObject, Buffer.from([1, 0, 0, 0, 0x61, 2]))],
+    ['bool 2', rawFrame(1, 1, MessageTypeCode.readBatch, Buffer.from([1, 0, 0, 0, 1, 0, 0, 0, 0x61, 2]))],
+    ['empty batch', rawFrame(1, 1, MessageTypeCode.readBatch, Buffer.from([0, 0, 0, 0]))],
+    ['result status 3', rawFrame(2, 1, MessageTypeCode.objects, Buffer.from([1, 0, 0, 0, 3]))],
     ['huge count', rawFrame(1, 1, MessageTypeCode.forward, Buffer.from([0, 2, 0, 0, 0, 2, 0, 0, 0, 0xff, 0xff, 0xff, 0xff]))],
     ['u64 above 2^53', rawFrame(1, 1, MessageTypeCode.count, Buffer.from([0, 0, 0, 0, 0, 0, 0x20, 0]))],
-    ['corrupt object', rawFrame(2, 1, MessageTypeCode.object, Buffer.from([1, 3, 0, 0, 0, 9, 9, 9]))],
+    ['corrupt object', rawFrame(2, 1, MessageTypeCode.objects, Buffer.from([1, 0, 0, 0, 1, 3, 0, 0, 0, 9, 9, 9]))],
     ['member state 7', (() => {
       const f = encodeFrameBuffer('request', 1, sampleMessages()[0]!);
       const p = Buffer.from(f.subarray(FRAME_HEADER_BYTES));

@@ -13,7 +13,7 @@ import { backoffDelayMs } from '../../src/peer/backoff.js';
 import { peerReconnectBaseMs, peerReconnectCapMs } from '../../src/constants.js';
 import { introduce, mulberry32, nodeId, settle, startNode, waitFor } from './helpers.js';
 
-const hang: PeerMessage = { type: 'getObject', key: Buffer.from('hang'), versionOnly: false };
+const hang: PeerMessage = { type: 'readBatch', items: [{ key: Buffer.from('hang'), versionOnly: false }] };
 
 t.test('backoff: full jitter under an exponential ceiling capped at peerReconnectCapMs', async (t) => {
   const rnd = mulberry32(9);
@@ -32,7 +32,7 @@ t.test('peer closed: in-flight requests reject at once, later ones fail fast, re
   const a = await startNode(t, 1);
   let b = await startNode(t, 2);
   introduce(a, b);
-  b.transport.setHandler((_from, msg) => (msg.type === 'getObject' ? new Promise(() => {}) : msg));
+  b.transport.setHandler((_from, msg) => (msg.type === 'readBatch' ? new Promise(() => {}) : msg));
   t.same(await a.transport.request(b.id, { type: 'ack' }, 2000), { type: 'ack' });
 
   const inflight = Array.from({ length: 500 }, () => settle(a.transport.request(b.id, hang, 30_000)));
@@ -150,7 +150,7 @@ t.test('a node that moves to a new port: setAddress drops the old connection and
   const a = await startNode(t, 1);
   const b1 = await startNode(t, 2);
   introduce(a, b1);
-  b1.transport.setHandler((_from, msg) => (msg.type === 'getObject' ? new Promise(() => {}) : { type: 'count', n: 1 }));
+  b1.transport.setHandler((_from, msg) => (msg.type === 'readBatch' ? new Promise(() => {}) : { type: 'count', n: 1 }));
   t.same(await a.transport.request(b1.id, { type: 'ack' }, 2000), { type: 'count', n: 1 });
   const stuck = settle(a.transport.request(b1.id, hang, 30_000));
   const b2 = await startNode(t, 2); // same id, another port (a restart elsewhere)

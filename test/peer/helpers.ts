@@ -56,11 +56,11 @@ export function sampleMessages(): PeerMessage[] {
   return [
     { type: 'gossip', from: nodeId(1), members: [member, { ...member, id: nodeId(8), state: 'left', host: 'höst-ünicode', weight: 0 }] },
     { type: 'gossip', from: nodeId(2), members: [] },
-    { type: 'getObject', key: Buffer.from('user:1000'), versionOnly: false },
-    { type: 'getObject', key: Buffer.alloc(0), versionOnly: true },
-    { type: 'object', object: sampleObject },
-    { type: 'object', object: null },
-    { type: 'object', object: { vv: new Map(), siblings: [] } },
+    { type: 'readBatch', items: [{ key: Buffer.from('user:1000'), versionOnly: false }] },
+    { type: 'readBatch', items: [{ key: Buffer.alloc(0), versionOnly: true }, { key: bin, versionOnly: false }] },
+    { type: 'objects', results: [sampleObject] },
+    { type: 'objects', results: [null, { vv: new Map(), siblings: [] }, { error: 'ERR bad record' }] },
+    { type: 'objects', results: [] },
     { type: 'ack' },
     { type: 'writeBatch', items: [{ key: bin, object: sampleObject, report: true }] },
     {

@@ -6,7 +6,7 @@
 import t from 'tap';
 import * as net from 'node:net';
 import type { PeerMessage, WriteResult } from '../../src/cluster/types.js';
-import { encodeFrameBuffer, isFrameError, WRITE_BATCH_ITEMS_MAX } from '../../protocol/peer.js';
+import { encodeFrameBuffer, isFrameError, BATCH_ITEMS_MAX } from '../../protocol/peer.js';
 import { peerInflightMax } from '../../src/constants.js';
 import { PeerError } from '../../src/peer/index.js';
 import { introduce, nodeId, RawPeer, sampleObject, settle, sleep, startNode, waitFor } from './helpers.js';
@@ -14,8 +14,8 @@ import { introduce, nodeId, RawPeer, sampleObject, settle, sleep, startNode, wai
 /** A handler whose answer names the request and who sent it, after an optional random delay. */
 function namingHandler(delays: boolean) {
   return async (from: string, msg: PeerMessage): Promise<PeerMessage> => {
-    if (msg.type !== 'getObject') return { type: 'error', code: 'UNEXPECTED', message: msg.type };
-    const key = msg.key.toString();
+    if (msg.type !== 'readBatch') return { type: 'error', code: 'UNEXPECTED', message: msg.type };
+    const key = msg.items[0]!.key.toString();
     if (delays && key.endsWith('7')) await sleep(Math.floor(Math.random() * 5)); // answers out of order
     return { type: 'reply', resp: Buffer.from(`${from}:${key}`) };
   };
@@ -29,7 +29,7 @@ t.test('two transports: 4096 concurrent requests each way (the in-flight limit),
   introduce(a, b);
   const n = peerInflightMax;
   const ask = (from: typeof a, to: typeof b) =>
-    Array.from({ length: n }, (_, i) => from.transport.request(to.id, { type: 'getObject', key: Buffer.from(`k${i}`), versionOnly: false }, 10_000));
+    Array.from({ length: n }, (_, i) => from.transport.request(to.id, { type: 'readBatch', items: [{ key: Buffer.from(`k${i}`), versionOnly: false }] }, 10_000));
   const [ab, ba] = await Promise.all([Promise.all(ask(a, b)), Promise.all(ask(b, a))]);
   const wrongAB = ab.filter((m, i) => m.type !== 'reply' || m.resp.toString() !== `${a.id}:k${i}`).length;
   const wrongBA = ba.filter((m, i) => m.type !== 'reply' || m.resp.toString() !== `${b.id}:k${i}`).length;
@@ -53,7 +53,7 @@ t.test('three transports: all to all at once', async (t) => {
         const key = `${to.id.slice(0, 4)}-${i}`;
         work.push(
           from.transport
-            .request(to.id, { type: 'getObject', key: Buffer.from(key), versionOnly: true }, 10_000)
+            .request(to.id, { type: 'readBatch', items: [{ key: Buffer.from(key), versionOnly: true }] }, 10_000)
             .then((m) => m.type === 'reply' && m.resp.toString() === `${from.id}:${key}`),
         );
       }
@@ -109,7 +109,7 @@ t.test('throughput over one connection with 1000 requests in flight', async (t) 
     const next = (): void => {
       if (sent >= total) return;
       sent++;
-      a.transport.request(b.id, { type: 'getObject', key, versionOnly: false }, 10_000).then(() => {
+      a.transport.request(b.id, { type: 'readBatch', items: [{ key, versionOnly: false }] }, 10_000).then(() => {
         if (++done === total) resolve();
         else next();
       }, reject);
@@ -131,12 +131,12 @@ t.test('a request without an answer times out; the late answer is ignored and lo
   const b = await startNode(t, 2);
   introduce(a, b);
   b.transport.setHandler(async (_from, msg) => {
-    if (msg.type === 'getObject') await sleep(1000);
+    if (msg.type === 'readBatch') await sleep(1000);
     return msg;
   });
   await a.transport.request(b.id, { type: 'ack' }, 5000);
   const started = performance.now();
-  const r = await settle(a.transport.request(b.id, { type: 'getObject', key: Buffer.from('slow'), versionOnly: false }, 100));
+  const r = await settle(a.transport.request(b.id, { type: 'readBatch', items: [{ key: Buffer.from('slow'), versionOnly: false }] }, 100));
   const ms = performance.now() - started;
   t.equal(!r.ok && r.error.code, 'TIMEOUT');
   t.ok(ms >= 95 && ms < 900, `rejected after ${ms.toFixed(0)} ms (timeout 100 ms, answer at 1000 ms)`);
@@ -231,12 +231,12 @@ t.test('a message over the frame limit fails alone; the connection carries on', 
   introduce(a, b);
   const big = Buffer.alloc(100 * 1024);
   b.transport.setHandler((_from, msg) => (msg.type === 'dbsize' ? { type: 'reply', resp: big } : msg));
-  const slow = a.transport.request(b.id, { type: 'getObject', key: Buffer.from('k'), versionOnly: false }, 2000);
+  const slow = a.transport.request(b.id, { type: 'readBatch', items: [{ key: Buffer.from('k'), versionOnly: false }] }, 2000);
   const r = await settle(a.transport.request(b.id, { type: 'reply', resp: big }, 2000));
   t.equal(!r.ok && r.error.code, 'TOO_LARGE', 'an oversized request is refused before it is sent');
   t.match(await a.transport.request(b.id, { type: 'dbsize' }, 2000), { type: 'error', code: 'TOO_LARGE' }, 'an oversized answer becomes an error answer');
   t.equal(a.transport.send(b.id, { type: 'reply', resp: big }), false, 'an oversized one-way message is dropped');
-  t.match(await slow, { type: 'getObject' }, 'other requests on the connection are unaffected');
+  t.match(await slow, { type: 'readBatch' }, 'other requests on the connection are unaffected');
   t.equal(a.transport.peerStats(b.id)!.reconnects, 0, 'the connection was never dropped');
   t.equal(a.transport.peerStats(b.id)!.traffic.badFrames, 0);
 });
@@ -341,11 +341,16 @@ t.test('backpressure: a peer that does not read its answers stops being read', a
   t.equal(b.transport.stats().inbound.readPauses >= 1, true);
 });
 
-t.test('writes sent in one turn travel as one writeBatch; each waiter hears its own item', async (t) => {
+t.test('writes (and reads) sent in one turn travel as one writeBatch (readBatch); each waiter hears its own item', async (t) => {
   const a = await startNode(t, 1);
   const b = await startNode(t, 2);
   const batches: number[] = [];
+  const reads: number[] = [];
   b.transport.setHandler((_from, msg): PeerMessage => {
+    if (msg.type === 'readBatch') {
+      reads.push(msg.items.length);
+      return { type: 'objects', results: msg.items.map((i) => (i.key.toString() === 'none' ? null : i.versionOnly ? { error: 'ERR no' } : sampleObject)) };
+    }
     if (msg.type !== 'writeBatch') return { type: 'ack' };
     batches.push(msg.items.length);
     const results: WriteResult[] = msg.items.map((item) => {
@@ -387,9 +392,24 @@ t.test('writes sent in one turn travel as one writeBatch; each waiter hears its 
   t.same(heard, want, 'every waiter heard its own item: done, done but not accounted for, or failed');
 
   batches.length = 0;
-  const many = await send(Array.from({ length: WRITE_BATCH_ITEMS_MAX + 100 }, (_, i) => `plain:${i}`), false);
-  t.same(batches, [WRITE_BATCH_ITEMS_MAX, 100], `cut at ${WRITE_BATCH_ITEMS_MAX} items per batch`);
+  const many = await send(Array.from({ length: BATCH_ITEMS_MAX + 100 }, (_, i) => `plain:${i}`), false);
+  t.same(batches, [BATCH_ITEMS_MAX, 100], `cut at ${BATCH_ITEMS_MAX} items per batch`);
   t.ok(many.every((h) => h === 'b ok -'), 'all answered');
+
+  // Reads queue the same way, in a batch of their own.
+  const read = (key: string, versionOnly: boolean): Promise<string> =>
+    new Promise((resolve) =>
+      a.transport.sendRead(
+        b.id,
+        { key: Buffer.from(key), versionOnly },
+        { answer: (_n, o) => resolve(o === null ? 'absent' : `${o.siblings.length} siblings`), fail: (_n, reason) => resolve(reason) },
+        5000,
+      ),
+    );
+  const readsBefore = a.transport.peerStats(b.id)!.traffic.framesSent;
+  t.same(await Promise.all([read('k', false), read('none', false), read('v', true)]), ['2 siblings', 'absent', 'ERR no']);
+  t.same(reads, [3], 'three reads in one readBatch');
+  t.equal(a.transport.peerStats(b.id)!.traffic.framesSent - readsBefore, 1, 'in one request frame');
 
   // A batch whose request fails (the other side goes away) fails every one of its writes.
   b.transport.setHandler(() => new Promise<PeerMessage>(() => {})); // never answers
