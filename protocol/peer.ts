@@ -336,7 +336,7 @@ function writeMessage(w: ChunkWriter, msg: PeerMessage): void {
       w.u32(msg.items.length, 'writeBatch.items length');
       for (const item of msg.items) {
         w.bytes(item.key, 'writeBatch.key');
-        writeObject(w, item.object, 'writeBatch.object');
+        w.bytes(item.encoded, 'writeBatch.object');
         w.bool(item.report);
       }
       return;
@@ -632,8 +632,12 @@ function readMessage(type: PeerMessageType, r: Reader): PeerMessage {
       const items: WriteItem[] = [];
       for (let i = 0; i < n; i++) {
         const key = r.bytes('writeBatch.key');
-        const object = readObject(r, 'writeBatch.object');
-        items.push({ key, object, report: r.bool('writeBatch.report') });
+        const n = r.u32('writeBatch.object length');
+        const view = r.view(n, 'writeBatch.object');
+        const decoded = decodeObject(view, r.objectLimits);
+        if (decoded.kind !== 'ok') throw new BadPayload(`writeBatch.object: ${decoded.reason}`);
+        // A copy, so a stored object does not pin the socket's read buffer.
+        items.push({ key, object: decoded.object, encoded: Buffer.from(view), report: r.bool('writeBatch.report') });
       }
       return { type, items };
     }

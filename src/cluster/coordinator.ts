@@ -15,6 +15,7 @@
 
 import { type Entry, type KeyValue, type ScanPage, type Update, isPromise, then } from '../kv/keyvalue.js';
 import { KeyLocks } from '../kv/locks.js';
+import { encodeObjectOnce } from '../../protocol/object.js';
 import type { HybridClock } from './hlc.js';
 import { type Clock, type Random, type ReplicaStore, type Transport, type WriteWaiter, randomInt } from './ports.js';
 import { QuorumTally } from './quorum.js';
@@ -212,7 +213,7 @@ export class Coordinator implements KeyValue {
       if (obj !== null && (obj === all || equalObjects(obj, all))) continue;
       this.stats.readRepairs++;
       if (node === this.ports.self) void Promise.resolve(this.ports.replica.apply(key, all)).catch(() => {});
-      else this.ports.transport.sendWrite(node, { key, object: all, report: false }, ignoreWrite, this.options.requestTimeoutMs);
+      else this.ports.transport.sendWrite(node, { key, object: all, encoded: encodeObjectOnce(all), report: false }, ignoreWrite, this.options.requestTimeoutMs);
     }
   }
 
@@ -276,27 +277,38 @@ export class Coordinator implements KeyValue {
    * build the version, apply it), so writes to a hot key do not queue behind
    * network round trips.
    */
-  async coordinate(key: Buffer, op: 'set' | 'delete', value: Buffer | null, expiresAtMs: number): Promise<number> {
+  coordinate(key: Buffer, op: 'set' | 'delete', value: Buffer | null, expiresAtMs: number): Promise<number> {
     this.stats.writes++;
-    const { w } = this.quorum;
     const owners = this.owners(key);
-    if (op === 'set' && owners.includes(this.ports.self)) {
-      const write: Entry = { value: value!, expiresAtMs };
-      const n = owners.length;
-      const need = n - Math.min(w, n) + 1;
-      const first = await this.#locks.runNow([key], () =>
-        then(this.ports.replica.read(key), (local) => this.#version(key, local ?? emptyObject(), write, w, need)),
-      );
-      const unaccounted = await first.acked;
-      if (unaccounted.length === 0) return 1;
-      this.stats.writeRetries++;
-      const context: VersionedObject = { vv: unaccounted.reduce(mergeVV), siblings: [] };
-      const second = await this.#locks.runNow([key], () =>
-        then(this.ports.replica.read(key), (local) => this.#version(key, local === null ? context : merge(local, context), write, w)),
-      );
-      await second.acked;
-      return 1;
-    }
+    if (op === 'set' && owners.includes(this.ports.self)) return this.#setAsOwner(key, owners.length, { value: value!, expiresAtMs });
+    return this.#writeWithContext(key, op, value, expiresAtMs);
+  }
+
+  /** A SET on an owner (see coordinate): the hot path of writes, so no async function of its own. */
+  #setAsOwner(key: Buffer, n: number, write: Entry): Promise<number> {
+    const { w } = this.quorum;
+    const need = n - Math.min(w, n) + 1;
+    const first = this.#locks.runNow([key], () =>
+      then(this.ports.replica.read(key), (local) => this.#version(key, local ?? emptyObject(), write, w, need)),
+    );
+    const acked = isPromise(first) ? first.then((r) => r.acked) : first.acked;
+    return acked.then((unaccounted) => (unaccounted.length === 0 ? 1 : this.#setAgain(key, write, w, unaccounted)));
+  }
+
+  /** The slow path of #setAsOwner: version again over the vvs of the owners the first version missed. */
+  async #setAgain(key: Buffer, write: Entry, w: number, unaccounted: VersionVector[]): Promise<number> {
+    this.stats.writeRetries++;
+    const context: VersionedObject = { vv: unaccounted.reduce(mergeVV), siblings: [] };
+    const second = await this.#locks.runNow([key], () =>
+      then(this.ports.replica.read(key), (local) => this.#version(key, local === null ? context : merge(local, context), write, w)),
+    );
+    await second.acked;
+    return 1;
+  }
+
+  /** A DEL, or a SET by a node that does not hold the key: read the causal context first (see coordinate). */
+  async #writeWithContext(key: Buffer, op: 'set' | 'delete', value: Buffer | null, expiresAtMs: number): Promise<number> {
+    const { w } = this.quorum;
     const context = await this.#read(key, this.#contextNeed(key, false), true, true);
     const outcome = await this.#locks.run([key], async () => {
       const local = this.#isOwner(key) ? await this.ports.replica.read(key) : null;
@@ -377,7 +389,8 @@ export class Coordinator implements KeyValue {
   ): { acked: Promise<VersionVector[]> } | Promise<{ acked: Promise<VersionVector[]> }> {
     const self = this.ports.self;
     const owners = this.owners(key);
-    const local = known.siblings.length > 0 ? Math.max(...known.siblings.map((s) => s.hlc)) : 0;
+    let local = 0;
+    for (const s of known.siblings) if (s.hlc > local) local = s.hlc;
     if (local > 0) this.ports.hlc.observe(local);
     const object = update(
       known,
@@ -391,7 +404,7 @@ export class Coordinator implements KeyValue {
     const wNeed = Math.min(w, owners.length);
     const tally = new QuorumTally<VersionVector | null>(owners, Math.max(wNeed, Math.min(contextNeed, owners.length)));
     // One item for every other owner; the transport batches a turn's writes per owner (writeBatch).
-    const item: WriteItem = { key, object, report: contextNeed > 0 };
+    const item: WriteItem = { key, object, encoded: encodeObjectOnce(object), report: contextNeed > 0 };
     for (const node of owners) {
       if (node !== self) this.ports.transport.sendWrite(node, item, tally, this.options.requestTimeoutMs);
     }
@@ -412,7 +425,7 @@ export class Coordinator implements KeyValue {
     const durable = (): void =>
       this.ports.replica.whenDurable((err) => (err ? tally.fail(self, err.message) : tally.answer(self, null)));
     try {
-      const applied = this.ports.replica.apply(key, object);
+      const applied = this.ports.replica.apply(key, object, item.encoded);
       if (!isPromise(applied)) {
         durable();
         return result;
@@ -590,7 +603,7 @@ export class Coordinator implements KeyValue {
     const results: WriteResult[] = new Array<WriteResult>(items.length).fill(null);
     const waits = eachItem(
       items,
-      (item) => this.ports.replica.apply(item.key, item.object),
+      (item) => this.ports.replica.apply(item.key, item.object, item.encoded),
       (i, prior) => {
         const { object, report } = items[i]!;
         if (report && prior !== null && !accountsFor(object, prior)) results[i] = { seen: prior.vv };

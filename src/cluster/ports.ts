@@ -8,7 +8,6 @@
 // and Math.random.
 
 import { performance } from 'node:perf_hooks';
-import { encodeObjectOnce } from '../../protocol/object.js';
 import type { NodeId, PeerMessage, ReadItem, ReadResult, VersionedObject, VersionVector, WriteItem, WriteResult } from './types.js';
 
 /** Wall-clock time in unix milliseconds. */
@@ -115,7 +114,7 @@ export const writeBatching: Batching<WriteItem, VersionVector | null> = {
       (m) => (m.type === 'writtenBatch' ? m.results : undefined),
       (w, n, r: WriteResult) => (r === null ? w.answer(n, null) : 'seen' in r ? w.answer(n, r.seen) : w.fail(n, r.error)),
     ),
-  itemBytes: (item) => item.key.length + encodeObjectOnce(item.object).length,
+  itemBytes: (item) => item.key.length + item.encoded.length,
 };
 
 export const readBatching: Batching<ReadItem, VersionedObject | null> = {
@@ -218,7 +217,7 @@ export function sample<T>(random: Random, items: readonly T[], k: number): T[] {
  */
 export interface ReplicaStore {
   read(key: Buffer): VersionedObject | null | Promise<VersionedObject | null>;
-  apply(key: Buffer, object: VersionedObject): VersionedObject | null | Promise<VersionedObject | null>;
+  apply(key: Buffer, object: VersionedObject, encoded?: Buffer): VersionedObject | null | Promise<VersionedObject | null>;
   whenDurable(cb: (err: Error | null) => void): void;
   /** One step over the local keys (tombstoned ones included); cursor 0 starts and ends. */
   scan(cursor: number, count: number): { cursor: number; keys: Buffer[] };

@@ -10,7 +10,8 @@ export type TallyState = 'pending' | 'met' | 'failed';
 
 export class QuorumTally<T> {
   readonly answers = new Map<NodeId, T>();
-  readonly failures = new Map<NodeId, string>();
+  /** Created on the first failure: most rounds have none. */
+  #failures: Map<NodeId, string> | null = null;
   #state: TallyState = 'pending';
   #onDecided: ((state: TallyState) => void) | undefined;
   #onSettled: (() => void) | undefined;
@@ -30,20 +31,21 @@ export class QuorumTally<T> {
 
   /** Every node asked has answered or failed. */
   get settled(): boolean {
-    return this.answers.size + this.failures.size === this.asked.length;
+    return this.answers.size + (this.#failures?.size ?? 0) === this.asked.length;
   }
 
   answer(node: NodeId, value: T): void {
-    if (this.answers.has(node) || this.failures.has(node)) return;
+    if (this.answers.has(node) || this.#failures?.has(node)) return;
     this.answers.set(node, value);
     if (this.#state === 'pending' && this.answers.size >= this.need) this.#decide('met');
     this.#checkSettled();
   }
 
   fail(node: NodeId, reason: string): void {
-    if (this.answers.has(node) || this.failures.has(node)) return;
-    this.failures.set(node, reason);
-    if (this.#state === 'pending' && this.asked.length - this.failures.size < this.need) this.#decide('failed');
+    if (this.answers.has(node) || this.#failures?.has(node)) return;
+    const failures = (this.#failures ??= new Map());
+    failures.set(node, reason);
+    if (this.#state === 'pending' && this.asked.length - failures.size < this.need) this.#decide('failed');
     this.#checkSettled();
   }
 
@@ -61,7 +63,7 @@ export class QuorumTally<T> {
 
   /** A one-line account for error replies (`need` when the caller's own minimum is lower than the tally's): "1 of 2 needed (3 asked; node abc: TIMEOUT)". */
   describe(need: number = this.need): string {
-    const why = [...this.failures].map(([n, r]) => `${n.slice(0, 8)}: ${r}`).join(', ');
+    const why = [...(this.#failures ?? [])].map(([n, r]) => `${n.slice(0, 8)}: ${r}`).join(', ');
     return `${this.answers.size} of ${need} needed (${this.asked.length} asked${why ? `; ${why}` : ''})`;
   }
 

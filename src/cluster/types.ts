@@ -94,6 +94,12 @@ export interface WriteItem {
   key: Buffer;
   object: VersionedObject;
   /**
+   * The object's encoding (protocol/object.ts): made once by the coordinator
+   * for its own store and every owner, carried as is on the wire, and stored
+   * as is by a replica whose copy the version supersedes.
+   */
+  encoded: Buffer;
+  /**
    * Say whether the version accounted for the replica's copy (its context
    * covered it), for a coordinator's SET (see Coordinator.coordinate).
    */

@@ -77,20 +77,24 @@ export class SegmentReplica implements ReplicaStore {
     this.#decoded.set(k, { bytes, object });
   }
 
-  /** Merges `incoming` into the local copy; returns the copy as it was before (null if none). */
-  apply(key: Buffer, incoming: VersionedObject): VersionedObject | null | Promise<VersionedObject | null> {
+  /**
+   * Merges `incoming` into the local copy; returns the copy as it was before
+   * (null if none). `encoded`, incoming's encoding if the caller has it, is
+   * stored as is when incoming supersedes the copy.
+   */
+  apply(key: Buffer, incoming: VersionedObject, encoded?: Buffer): VersionedObject | null | Promise<VersionedObject | null> {
     if (!this.#locks.isLocked(key)) {
       const current = this.store.get(key);
-      if (!isPromise(current)) return this.#write(key, this.#decode(key, current), incoming);
+      if (!isPromise(current)) return this.#write(key, this.#decode(key, current), incoming, encoded);
     }
-    return this.#locks.run([key], async () => this.#write(key, this.#decode(key, await this.store.get(key)), incoming));
+    return this.#locks.run([key], async () => this.#write(key, this.#decode(key, await this.store.get(key)), incoming, encoded));
   }
 
-  #write(key: Buffer, current: VersionedObject | null, incoming: VersionedObject): VersionedObject | null {
+  #write(key: Buffer, current: VersionedObject | null, incoming: VersionedObject, encoded: Buffer | undefined): VersionedObject | null {
     // The common case (a coordinator's version built over this copy) needs no merge: it is the result.
     const merged = accountsFor(incoming, current) ? incoming : merge(current!, incoming);
     if (current !== null && equalObjects(merged, current)) return current; // nothing new: no write
-    const bytes = encodeObjectOnce(merged);
+    const bytes = merged === incoming && encoded !== undefined ? encoded : encodeObjectOnce(merged);
     this.store.put(key, bytes, objectExpiry(merged));
     this.#remember(key.toString('latin1'), bytes, merged);
     return current;

@@ -7,6 +7,7 @@ import * as net from 'node:net';
 import { crc32c } from '@node-rs/crc32';
 import { pino, type Logger } from 'pino';
 import { encodeHandshake, FrameDecoder, isFrameError, PEER_FORMAT_VERSION, type Frame, type FrameError } from '../../protocol/peer.js';
+import { encodeObject } from '../../protocol/object.js';
 import type { MemberState, NodeId, PeerMessage, VersionedObject } from '../../src/cluster/types.js';
 import { seededRandom } from '../../src/cluster/ports.js';
 import { objectLimits } from '../../src/cluster/version.js';
@@ -62,12 +63,12 @@ export function sampleMessages(): PeerMessage[] {
     { type: 'objects', results: [null, { vv: new Map(), siblings: [] }, { error: 'ERR bad record' }] },
     { type: 'objects', results: [] },
     { type: 'ack' },
-    { type: 'writeBatch', items: [{ key: bin, object: sampleObject, report: true }] },
+    { type: 'writeBatch', items: [{ key: bin, object: sampleObject, encoded: encodeObject(sampleObject), report: true }] },
     {
       type: 'writeBatch',
       items: [
-        { key: Buffer.from('user:1'), object: sampleObject, report: false },
-        { key: Buffer.alloc(0), object: { vv: new Map(), siblings: [] }, report: true },
+        { key: Buffer.from('user:1'), object: sampleObject, encoded: encodeObject(sampleObject), report: false },
+        { key: Buffer.alloc(0), object: { vv: new Map(), siblings: [] }, encoded: encodeObject({ vv: new Map(), siblings: [] }), report: true },
       ],
     },
     { type: 'writtenBatch', results: [] },

@@ -6,6 +6,7 @@
 import t from 'tap';
 import * as net from 'node:net';
 import type { PeerMessage, WriteResult } from '../../src/cluster/types.js';
+import { encodeObject } from '../../protocol/object.js';
 import { encodeFrameBuffer, isFrameError, BATCH_ITEMS_MAX } from '../../protocol/peer.js';
 import { peerInflightMax } from '../../src/constants.js';
 import { PeerError } from '../../src/peer/index.js';
@@ -372,7 +373,7 @@ t.test('writes (and reads) sent in one turn travel as one writeBatch (readBatch)
           new Promise<string>((resolve) =>
             a.transport.sendWrite(
               b.id,
-              { key: Buffer.from(key), object: sampleObject, report },
+              { key: Buffer.from(key), object: sampleObject, encoded: encodeObject(sampleObject), report },
               {
                 answer: (node, seen) => resolve(`${node === b.id ? 'b' : node} ok ${seen === null ? '-' : [...seen].join(';')}`),
                 fail: (node, reason) => resolve(`${node === b.id ? 'b' : node} failed ${reason}`),
