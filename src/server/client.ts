@@ -139,25 +139,29 @@ export class Client extends Session {
   private run(): void {
     this.server.markClock();
     while (!this.closing) {
-      let next = this.waiting;
-      if (next === null) {
-        const args = this.parser.next();
-        if (args === null) break;
-        if (args instanceof ProtocolError) {
-          this.server.log.warn({ client: this.addr, error: args.message }, 'protocol error, closing client');
-          this.held.push(new ErrorReply(`ERR Protocol error: ${args.message}`));
+      let spec: CommandSpec | undefined;
+      let args: Buffer[];
+      if (this.waiting !== null) {
+        ({ spec, args } = this.waiting);
+      } else {
+        const parsed = this.parser.next();
+        if (parsed === null) break;
+        if (parsed instanceof ProtocolError) {
+          this.server.log.warn({ client: this.addr, error: parsed.message }, 'protocol error, closing client');
+          this.held.push(new ErrorReply(`ERR Protocol error: ${parsed.message}`));
           this.closing = true;
           break;
         }
-        next = { spec: this.server.lookup(args[0]!), args };
+        args = parsed;
+        spec = this.server.lookup(args[0]!);
       }
       // Nothing in flight (the common case): no keys to look at.
-      if (this.inflight > 0 && !this.mayStart(next)) {
-        this.waiting = next;
+      if (this.inflight > 0 && !this.mayStart(spec, args)) {
+        this.waiting ??= { spec, args };
         break;
       }
       this.waiting = null;
-      this.start(next.spec, next.args);
+      this.start(spec, args);
       if (this.inflight >= pipelinedMax) break;
     }
     if (this.waiting !== null && this.parser.bufferedBytes > backlogBytesHigh) this.pause();
@@ -185,10 +189,10 @@ export class Client extends Session {
   }
 
   /** Whether a command may start beside the ones in flight (see the file comment). */
-  private mayStart(next: Waiting): boolean {
-    if (this.exclusive || !pipelines(next.spec)) return false;
-    const writes = next.spec.writes;
-    for (const k of keysOf(next.spec, next.args)) {
+  private mayStart(spec: CommandSpec | undefined, args: Buffer[]): boolean {
+    if (this.exclusive || !pipelines(spec)) return false;
+    const writes = spec.writes;
+    for (const k of keysOf(spec, args)) {
       const use = this.keysInFlight.get(k.toString('latin1'));
       if (use !== undefined && (use.writers > 0 || (writes && use.readers > 0))) return false;
     }
