@@ -46,6 +46,15 @@ interface KeyUse {
   writers: number;
 }
 
+/** A command in flight that may overlap others. */
+interface Flying {
+  spec: CommandSpec;
+  args: Buffer[];
+  writes: boolean;
+  /** Its keys, once they are counted in keysInFlight. */
+  names: string[] | null;
+}
+
 export class Client extends Session {
   readonly #addr: string;
   readonly #laddr: string;
@@ -68,8 +77,13 @@ export class Client extends Session {
   private inflight = 0;
   /** A command in flight that may not overlap anything (see pipelines). */
   private exclusive = false;
-  /** Keys (latin1) of the commands in flight that may overlap others. */
-  private readonly keysInFlight = new Map<string, KeyUse>();
+  /** The commands in flight that may overlap others. */
+  private readonly flying: Flying[] = [];
+  /**
+   * Keys (latin1) of `flying`, built only when a command has to be checked
+   * against them: with one command at a time (pipeline 1) nothing is counted.
+   */
+  private keysInFlight: Map<string, KeyUse> | null = null;
   /** The next command, parsed, waiting for the commands it conflicts with. */
   private waiting: Waiting | null = null;
   private paused = false;
@@ -180,17 +194,27 @@ export class Client extends Session {
     const seq = this.heldBase + this.held.length;
     this.held.push(null);
     this.inflight++;
-    const keys = pipelines(spec) ? this.hold(keysOf(spec, args), wrote) : null;
-    if (keys === null) this.exclusive = true;
+    let flying: Flying | null = null;
+    if (pipelines(spec)) {
+      flying = { spec, args, writes: wrote, names: null };
+      this.flying.push(flying);
+      if (this.keysInFlight !== null) this.count(flying);
+    } else {
+      this.exclusive = true;
+    }
     reply.then(
-      (r) => this.settle(seq, r, wrote, keys),
-      (err: unknown) => this.settle(seq, this.server.errorReply(err), wrote, keys),
+      (r) => this.settle(seq, r, wrote, flying),
+      (err: unknown) => this.settle(seq, this.server.errorReply(err), wrote, flying),
     );
   }
 
   /** Whether a command may start beside the ones in flight (see the file comment). */
   private mayStart(spec: CommandSpec | undefined, args: Buffer[]): boolean {
     if (this.exclusive || !pipelines(spec)) return false;
+    if (this.keysInFlight === null) {
+      this.keysInFlight = new Map();
+      for (const f of this.flying) this.count(f);
+    }
     const writes = spec.writes;
     for (const k of keysOf(spec, args)) {
       const use = this.keysInFlight.get(k.toString('latin1'));
@@ -199,34 +223,41 @@ export class Client extends Session {
     return true;
   }
 
-  /** Marks keys as used by a command in flight; returns their names for release. */
-  private hold(keys: Buffer[], writes: boolean): string[] {
-    const names = keys.map((k) => k.toString('latin1'));
-    for (const n of names) {
-      let use = this.keysInFlight.get(n);
-      if (use === undefined) this.keysInFlight.set(n, (use = { readers: 0, writers: 0 }));
-      if (writes) use.writers++;
+  /** Counts a command's keys in keysInFlight. */
+  private count(f: Flying): void {
+    const map = this.keysInFlight!;
+    f.names = keysOf(f.spec, f.args).map((k) => k.toString('latin1'));
+    for (const n of f.names) {
+      let use = map.get(n);
+      if (use === undefined) map.set(n, (use = { readers: 0, writers: 0 }));
+      if (f.writes) use.writers++;
       else use.readers++;
     }
-    return names;
   }
 
-  private release(names: string[], writes: boolean): void {
-    for (const n of names) {
+  /** A command in flight finished: it no longer holds its keys. */
+  private land(f: Flying): void {
+    this.flying.splice(this.flying.indexOf(f), 1);
+    if (this.flying.length === 0) {
+      this.keysInFlight = null;
+      return;
+    }
+    if (f.names === null || this.keysInFlight === null) return;
+    for (const n of f.names) {
       const use = this.keysInFlight.get(n)!;
-      if (writes) use.writers--;
+      if (f.writes) use.writers--;
       else use.readers--;
       if (use.writers === 0 && use.readers === 0) this.keysInFlight.delete(n);
     }
   }
 
-  private settle(seq: number, reply: Reply, wrote: boolean, keys: string[] | null): void {
+  private settle(seq: number, reply: Reply, wrote: boolean, flying: Flying | null): void {
     this.held[seq - this.heldBase] = reply;
     // An async write's durability is waited for only once it has written.
     if (wrote) this.wroteSinceWait = true;
     this.inflight--;
-    if (keys === null) this.exclusive = false;
-    else this.release(keys, wrote);
+    if (flying === null) this.exclusive = false;
+    else this.land(flying);
     if (this.closed) return;
     this.run();
     this.maybeResume();
