@@ -4,6 +4,7 @@
 // medians and the ratio ours/Redis are printed.
 //
 //   node dist/bench/run.js [--runs 3] [--requests 200000] [--clients 50] [--pipelines 1,16] [--tests set,get]
+//                          [--keyspace N]  (random keys among N, redis-benchmark -r; default: its one key)
 
 import { type ChildProcess, spawn } from 'node:child_process';
 import * as fs from 'node:fs';
@@ -144,6 +145,7 @@ async function main(): Promise<void> {
     .option('clients', { type: 'number', default: 50 })
     .option('pipelines', { type: 'string', default: '1,16' })
     .option('tests', { type: 'string', default: 'set,get' })
+    .option('keyspace', { type: 'number', default: 0, describe: 'random keys among this many (redis-benchmark -r); 0: one key' })
     .option('single', { type: 'boolean', default: true, describe: 'run the single node vs redis part' })
     .option('cluster', { type: 'boolean', default: true, describe: 'run the cluster vs single node part' })
     .strict()
@@ -152,10 +154,11 @@ async function main(): Promise<void> {
   const tests = argv.tests.split(',');
   const version = (await run('redis-server', ['--version'])).stdout.trim();
   console.log(`# Distri-KV vs ${version}`);
-  console.log(`# redis-benchmark -c ${argv.clients} -n ${argv.requests} -t ${tests.join(',')} -P <p>, ${argv.runs} alternating runs each; medians`);
+  const keyspace = argv.keyspace > 0 ? ['-r', String(argv.keyspace)] : [];
+  console.log(`# redis-benchmark -c ${argv.clients} -n ${argv.requests} -t ${tests.join(',')} -P <p> ${keyspace.join(' ')}, ${argv.runs} alternating runs each; medians`);
   console.log(`# machine: ${os.cpus().length} cores, ${os.cpus()[0]?.model ?? '?'}, load average ${os.loadavg()[0]!.toFixed(2)} at start`);
   const bench = (ports: number | number[], p: number, clients = argv.clients) =>
-    benchmark(ports, ['-c', String(clients), '-n', String(argv.requests), '-t', tests.join(','), '-P', String(p)]);
+    benchmark(ports, ['-c', String(clients), '-n', String(argv.requests), '-t', tests.join(','), '-P', String(p), ...keyspace]);
 
   if (argv.single) {
     const ours = await startOurs();
