@@ -48,7 +48,8 @@
 //                 coordinator asks one replica for in one turn of its event loop; versionOnly: the
 //                 values may come back empty (causal context and existence only)
 //   20 objects    u32 n, n x result, one per item in order: u8 0 absent; 1 present, then bytes
-//                 object; 2 failed, then str message (this item alone failed, e.g. a bad record)
+//                 object; 2 failed, then str message (this item alone failed, e.g. a bad record);
+//                 3 not answered here (the answer was full, see readAnswerBytesMax): ask for it alone
 //   17 writeBatch u32 n (1..BATCH_ITEMS_MAX), n x (bytes key, bytes object, bool report): the
 //                 versions one coordinator sends one replica in one turn of its event loop, merged in
 //                 order into the replica's copies and answered once all are durable. With report set,
@@ -323,6 +324,8 @@ function writeMessage(w: ChunkWriter, msg: PeerMessage): void {
         } else if ('error' in r) {
           w.u8(2);
           w.str(r.error, 'objects.error');
+        } else if ('again' in r) {
+          w.u8(3);
         } else {
           w.u8(1);
           writeObject(w, r, 'objects.object');
@@ -622,7 +625,8 @@ function readMessage(type: PeerMessageType, r: Reader): PeerMessage {
         if (status === 0) results.push(null);
         else if (status === 1) results.push(readObject(r, 'objects.object'));
         else if (status === 2) results.push({ error: r.str('objects.error') });
-        else throw new BadPayload(`objects.status must be 0, 1 or 2, got ${status}`);
+        else if (status === 3) results.push({ again: true });
+        else throw new BadPayload(`objects.status must be 0 to 3, got ${status}`);
       }
       return { type, results };
     }
@@ -632,8 +636,8 @@ function readMessage(type: PeerMessageType, r: Reader): PeerMessage {
       const items: WriteItem[] = [];
       for (let i = 0; i < n; i++) {
         const key = r.bytes('writeBatch.key');
-        const n = r.u32('writeBatch.object length');
-        const view = r.view(n, 'writeBatch.object');
+        const length = r.u32('writeBatch.object length');
+        const view = r.view(length, 'writeBatch.object');
         const decoded = decodeObject(view, r.objectLimits);
         if (decoded.kind !== 'ok') throw new BadPayload(`writeBatch.object: ${decoded.reason}`);
         // A copy, so a stored object does not pin the socket's read buffer.

@@ -110,6 +110,7 @@ export class ClusterMember {
         quorum: { r: config.readQuorum, w: config.writeQuorum },
         requestTimeoutMs: config.requestTimeoutMs,
         siblingsMax: C.siblingsMax,
+        readAnswerBytesMax: C.peerReadAnswerBytesMax,
       },
     );
     this.membership.onChange((change) => this.#onMembershipChange(change));

@@ -23,9 +23,10 @@ export const unauthBulkBytesMax = 16 * KiB;
 /** A client whose unsent replies exceed this stops being read until its socket drains. */
 export const replyBufferBytesHigh = 4 * MiB;
 /**
- * Most commands of one connection in flight at once (a pipeline whose
- * commands go async overlaps them, see src/server/client.ts); past it the
- * socket stops being read until some finish.
+ * Most commands of one connection started and not yet answered while one of
+ * them is in flight (a pipeline whose commands go async overlaps them, see
+ * src/server/client.ts): past it no more are started and the socket is not
+ * read until the one in front finishes.
  */
 export const pipelinedMax = 256;
 /** Most client connections at once (Redis' maxclients default). */
@@ -198,6 +199,12 @@ export const peerReconnectCapMs = 2000;
 export const peerWriteBufferBytesHigh = 16 * MiB;
 /** Frames are coalesced until the end of the event-loop turn, or sent at once when this many bytes are queued. */
 export const peerFlushBytes = 1 * MiB;
+/**
+ * Most bytes of objects in one readBatch answer: the keys of a batch are
+ * small but their values need not be; objects past it are asked for alone
+ * (far below peerFrameBytesMax, so one large answer never holds the others).
+ */
+export const peerReadAnswerBytesMax = 16 * MiB;
 /** Inbound connections still in their handshake at once; more are closed on arrival. */
 export const peerHandshakesPendingMax = 128;
 /** TCP keepalive on peer sockets, so a silently vanished peer is noticed. */

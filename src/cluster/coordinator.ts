@@ -15,7 +15,7 @@
 
 import { type Entry, type KeyValue, type ScanPage, type Update, isPromise, then } from '../kv/keyvalue.js';
 import { KeyLocks } from '../kv/locks.js';
-import { encodeObjectOnce } from '../../protocol/object.js';
+import { encodedObjectLength, encodeObjectOnce } from '../../protocol/object.js';
 import type { HybridClock } from './hlc.js';
 import { type Clock, type Random, type ReplicaStore, type Transport, type WriteWaiter, randomInt } from './ports.js';
 import { QuorumTally } from './quorum.js';
@@ -46,6 +46,8 @@ export interface CoordinatorOptions {
   quorum: Quorum;
   requestTimeoutMs: number;
   siblingsMax: number;
+  /** Most bytes of objects in one readBatch answer (see #fitAnswer); below the peer frame limit. */
+  readAnswerBytesMax: number;
 }
 
 /** A quorum was not reached; the first word tells clients to retry. */
@@ -279,9 +281,13 @@ export class Coordinator implements KeyValue {
    */
   coordinate(key: Buffer, op: 'set' | 'delete', value: Buffer | null, expiresAtMs: number): Promise<number> {
     this.stats.writes++;
-    const owners = this.owners(key);
-    if (op === 'set' && owners.includes(this.ports.self)) return this.#setAsOwner(key, owners.length, { value: value!, expiresAtMs });
-    return this.#writeWithContext(key, op, value, expiresAtMs);
+    try {
+      const owners = this.owners(key);
+      if (op === 'set' && owners.includes(this.ports.self)) return this.#setAsOwner(key, owners.length, { value: value!, expiresAtMs });
+      return this.#writeWithContext(key, op, value, expiresAtMs);
+    } catch (e) {
+      return Promise.reject(e as Error); // callers (MSET's loop) expect a rejection, as from the async function it was
+    }
   }
 
   /** A SET on an owner (see coordinate): the hot path of writes, so no async function of its own. */
@@ -589,8 +595,25 @@ export class Coordinator implements KeyValue {
       (i, o) => (results[i] = o === null ? null : items[i]!.versionOnly ? withoutValues(o) : o),
       (i, error) => (results[i] = { error }),
     );
-    const answer = (): PeerMessage => ({ type: 'objects', results });
+    const answer = (): PeerMessage => ({ type: 'objects', results: this.#fitAnswer(results) });
     return waits === null ? answer() : waits.then(answer);
+  }
+
+  /**
+   * Keeps a readBatch answer under readAnswerBytesMax (the values of a batch
+   * of small keys can be large): the objects past it are left out, marked
+   * `again`, and the coordinator asks for each alone. The first always stays,
+   * so every request makes progress.
+   */
+  #fitAnswer(results: ReadResult[]): ReadResult[] {
+    let bytes = 0;
+    for (let i = 0; i < results.length; i++) {
+      const r = results[i]!;
+      if (r === null || 'error' in r || 'again' in r) continue;
+      bytes += encodedObjectLength(r);
+      if (i > 0 && bytes > this.options.readAnswerBytesMax) results[i] = { again: true };
+    }
+    return results;
   }
 
   /**

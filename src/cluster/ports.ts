@@ -72,7 +72,8 @@ export type ReadWaiter = Waiter<VersionedObject | null>;
  */
 export interface Batching<I, T> {
   message(items: I[]): PeerMessage;
-  settle(node: NodeId, waiters: ReadonlyArray<Waiter<T>>, answer: PeerMessage | Error): void;
+  /** `askAlone(i)` sends item i again in a request of its own (a readBatch answer that had no room for it). */
+  settle(node: NodeId, waiters: ReadonlyArray<Waiter<T>>, answer: PeerMessage | Error, askAlone: (i: number) => void): void;
   /** Roughly what an item adds to the request, to cut batches by size. */
   itemBytes(item: I): number;
 }
@@ -88,7 +89,7 @@ function settleBatch<R, T>(
   waiters: ReadonlyArray<Waiter<T>>,
   answer: PeerMessage | Error,
   results: (m: PeerMessage) => R[] | undefined,
-  deliver: (w: Waiter<T>, node: NodeId, r: R) => void,
+  deliver: (w: Waiter<T>, node: NodeId, r: R, i: number) => void,
 ): void {
   const rs = answer instanceof Error ? undefined : results(answer);
   if (rs === undefined || rs.length !== waiters.length) {
@@ -101,7 +102,7 @@ function settleBatch<R, T>(
     for (const w of waiters) w.fail(node, reason);
     return;
   }
-  for (let i = 0; i < waiters.length; i++) deliver(waiters[i]!, node, rs[i]!);
+  for (let i = 0; i < waiters.length; i++) deliver(waiters[i]!, node, rs[i]!, i);
 }
 
 export const writeBatching: Batching<WriteItem, VersionVector | null> = {
@@ -119,13 +120,18 @@ export const writeBatching: Batching<WriteItem, VersionVector | null> = {
 
 export const readBatching: Batching<ReadItem, VersionedObject | null> = {
   message: (items) => ({ type: 'readBatch', items }),
-  settle: (node, waiters, answer) =>
+  settle: (node, waiters, answer, askAlone) =>
     settleBatch(
       node,
       waiters,
       answer,
       (m) => (m.type === 'objects' ? m.results : undefined),
-      (w, n, r: ReadResult) => (r !== null && 'error' in r ? w.fail(n, r.error) : w.answer(n, r)),
+      (w, n, r: ReadResult, i) => {
+        if (r === null) w.answer(n, null);
+        else if ('error' in r) w.fail(n, r.error);
+        else if ('again' in r) askAlone(i);
+        else w.answer(n, r);
+      },
     ),
   itemBytes: (item) => item.key.length,
 };
@@ -139,9 +145,11 @@ export function sendAlone<I, T>(
   waiter: Waiter<T>,
   timeoutMs: number,
 ): void {
+  // Alone, the item is first in its answer, which always has room for it.
+  const askedAlready = (): void => waiter.fail(to, 'the answer had no room for the only item asked');
   transport.request(to, kind.message([item]), timeoutMs).then(
-    (m) => kind.settle(to, [waiter], m),
-    (e: Error) => kind.settle(to, [waiter], e),
+    (m) => kind.settle(to, [waiter], m, askedAlready),
+    (e: Error) => kind.settle(to, [waiter], e, askedAlready),
   );
 }
 

@@ -86,8 +86,12 @@ export interface ReadItem {
   versionOnly: boolean;
 }
 
-/** The replica's copy of one readBatch item: null when it has none, or an error message for this item alone. */
-export type ReadResult = VersionedObject | null | { error: string };
+/**
+ * The replica's copy of one readBatch item: null when it has none, an error
+ * message for this item alone, or `again` when the answer had no room left
+ * for it (ask for it alone).
+ */
+export type ReadResult = VersionedObject | null | { error: string } | { again: true };
 
 /** One write of a writeBatch. */
 export interface WriteItem {

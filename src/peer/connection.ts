@@ -13,7 +13,7 @@
 
 import type * as net from 'node:net';
 import { performance } from 'node:perf_hooks';
-import type { Batching, PeerHandler, Waiter } from '../cluster/ports.js';
+import { type Batching, type PeerHandler, sendAlone, type Waiter } from '../cluster/ports.js';
 import type { NodeId, PeerMessage } from '../cluster/types.js';
 import type { ObjectLimits } from '../../protocol/object.js';
 import {
@@ -257,18 +257,20 @@ export class Connection {
     else this.scheduleFlush();
   }
 
-  /** Whether items are queued for this turn's requests (another item takes no new request slot). */
-  get batching(): boolean {
-    return this.outboxes.size > 0;
+  /** Whether items of this kind are queued for this turn's request (another one takes no new request slot). */
+  batching(kind: Batching<never, never>): boolean {
+    return this.outboxes.has(kind);
   }
 
   /** Sends one kind's queued items as one request; each waiter hears its own item's outcome. */
   private sendOutbox(box: Outbox): void {
     this.outboxes.delete(box.kind);
     const node = this.remoteId!;
+    const askAlone = (i: number): void =>
+      sendAlone({ request: (_to, msg, ms) => this.request(msg, ms) }, box.kind, node, box.items[i]!, box.waiters[i]!, box.timeoutMs);
     this.request(box.kind.message(box.items), box.timeoutMs).then(
-      (m) => box.kind.settle(node, box.waiters, m),
-      (e: Error) => box.kind.settle(node, box.waiters, e),
+      (m) => box.kind.settle(node, box.waiters, m, askAlone),
+      (e: Error) => box.kind.settle(node, box.waiters, e, askAlone),
     );
   }
 
@@ -284,9 +286,9 @@ export class Connection {
       clearImmediate(this.flushTimer);
       this.flushTimer = null;
     }
-    for (const box of this.outboxes.values()) {
-      box.kind.settle(this.remoteId ?? this.remoteAddress, box.waiters, new PeerError(opts.code ?? 'UNREACHABLE', `connection to ${this.who} closed: ${reason}`));
-    }
+    // Items queued for this turn's batches fail with the requests in flight (a graceful close sends no new request).
+    const lost = new PeerError(opts.code ?? 'UNREACHABLE', `connection to ${this.who} closed: ${reason}`);
+    for (const box of this.outboxes.values()) box.kind.settle(this.remoteId ?? this.remoteAddress, box.waiters, lost, () => {});
     this.outboxes.clear();
     if (opts.graceful) {
       this.flush();
@@ -346,7 +348,8 @@ export class Connection {
 
   private flush(): void {
     if (this.outboxes.size > 0) {
-      for (const box of [...this.outboxes.values()]) this.sendOutbox(box);
+      // One at a time from the map: sending one may flush (a full `out`), which sends the others.
+      while (this.outboxes.size > 0) this.sendOutbox(this.outboxes.values().next().value!);
       // Their frames are in `out` now and go below; the flush they scheduled is not needed.
       if (this.flushTimer !== null) {
         clearImmediate(this.flushTimer);

@@ -12,11 +12,13 @@
 // until the commands it would overlap have finished. So the effects of one
 // connection's commands on each key happen in the order they were sent, as in
 // Redis, and replies always leave in that order; only commands on different
-// keys overlap, which no client can tell apart from running them one by one.
+// keys overlap, which this connection cannot tell apart from running them one
+// by one. (Another client may see one connection's writes to different keys
+// land in a different order, as it may across the shards of Redis Cluster.)
 //
 // Flow control: when unsent replies pass replyBufferBytesHigh, or too many
-// unparsed bytes pile up behind a waiting command, or pipelinedMax commands
-// are in flight, the socket stops being read until it drains.
+// unparsed bytes pile up behind a waiting command, or pipelinedMax replies are
+// held behind a command in flight, the socket stops being read until it drains.
 import type { Socket } from 'node:net';
 import { ErrorReply, ProtocolError, type Reply, ReplyWriter, RequestParser } from '../../protocol/resp.js';
 import { pipelinedMax, replyBufferBytesHigh } from '../constants.js';
@@ -152,7 +154,7 @@ export class Client extends Session {
   /** Starts every complete request in the parser, in order, until one must wait or input runs out. */
   private run(): void {
     this.server.markClock();
-    while (!this.closing) {
+    while (!this.closing && !this.heldFull) {
       let spec: CommandSpec | undefined;
       let args: Buffer[];
       if (this.waiting !== null) {
@@ -176,10 +178,9 @@ export class Client extends Session {
       }
       this.waiting = null;
       this.start(spec, args);
-      if (this.inflight >= pipelinedMax) break;
     }
     if (this.waiting !== null && this.parser.bufferedBytes > backlogBytesHigh) this.pause();
-    if (this.inflight >= pipelinedMax) this.pause();
+    if (this.heldFull) this.pause();
     this.flush();
   }
 
@@ -272,6 +273,16 @@ export class Client extends Session {
     return n;
   }
 
+  /**
+   * Commands started and not yet answered have reached pipelinedMax while one
+   * is in flight: the replies behind it cannot leave before it does, so no
+   * more are started (and the socket is not read) until it finishes. With
+   * nothing in flight every reply can leave at once, as without pipelining.
+   */
+  private get heldFull(): boolean {
+    return this.inflight > 0 && this.held.length >= pipelinedMax;
+  }
+
   /** Nothing in flight or waiting to start. */
   private get idle(): boolean {
     return this.inflight === 0 && this.waiting === null;
@@ -350,7 +361,7 @@ export class Client extends Session {
     if (!this.paused || this.closed) return;
     if (this.socket.writableLength > replyBufferBytesHigh / 2) return;
     if (this.waiting !== null && this.parser.bufferedBytes > backlogBytesHigh) return;
-    if (this.inflight >= pipelinedMax) return;
+    if (this.heldFull) return;
     this.paused = false;
     this.socket.resume();
   }

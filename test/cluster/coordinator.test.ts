@@ -70,7 +70,7 @@ function cluster(skewMs: number[] = [0, 0, 0], quorum: Quorum = { r: 2, w: 2 }) 
       id,
       new Coordinator(
         { self: id, clock, hlc: new HybridClock(clock), random: seededRandom(i), transport, replica, ring: () => ring, isUp: (x) => !down.has(x) },
-        { quorum, requestTimeoutMs: 100, siblingsMax: 64 },
+        { quorum, requestTimeoutMs: 100, siblingsMax: 64, readAnswerBytesMax: 1024 },
       ),
     );
   });
@@ -221,4 +221,23 @@ t.test('a SET with W=1 still hears N-W+1 owners before it answers, and stands on
   c.down.add(c.ids[1]!);
   await c.coords[2]!.set(k('w1'), k('third'), 0);
   t.equal((await c.coords[2]!.get(k('w1')))?.value.toString(), 'third');
+});
+
+t.test('a readBatch answer keeps under readAnswerBytesMax: objects past it come back as `again`', async (t) => {
+  const c = cluster();
+  const value = Buffer.alloc(600, 7);
+  for (const key of ['a', 'b', 'c']) await c.coords[0]!.set(k(key), value, 0);
+  await settle();
+  const items = ['a', 'missing', 'b', 'c'].map((key) => ({ key: k(key), versionOnly: false }));
+  const answer = await c.coords[1]!.handle({ type: 'readBatch', items });
+  const results = answer?.type === 'objects' ? answer.results : [];
+  t.same(
+    results.map((r) => (r === null ? 'absent' : 'again' in r ? 'again' : 'error' in r ? 'error' : 'object')),
+    ['object', 'absent', 'again', 'again'],
+    'the first object always fits (600 of 1,024 bytes); the next would pass the limit',
+  );
+  const small = await c.coords[1]!.handle({ type: 'readBatch', items: items.map((i) => ({ ...i, versionOnly: true })) });
+  t.ok(small?.type === 'objects' && small.results.every((r) => r === null || !('again' in r)), 'version-only answers carry no values and all fit');
+  // A GET of each still works: the transport asks for `again` items alone.
+  t.same((await c.coords[2]!.get(k('c')))?.value, value);
 });

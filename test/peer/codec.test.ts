@@ -271,7 +271,7 @@ t.test('malformed frames come back as error values', async (t) => {
     ['trailing bytes', rawFrame(1, 1, MessageTypeCode.ack, Buffer.from([0]))],
     ['bool 2', rawFrame(1, 1, MessageTypeCode.readBatch, Buffer.from([1, 0, 0, 0, 1, 0, 0, 0, 0x61, 2]))],
     ['empty batch', rawFrame(1, 1, MessageTypeCode.readBatch, Buffer.from([0, 0, 0, 0]))],
-    ['result status 3', rawFrame(2, 1, MessageTypeCode.objects, Buffer.from([1, 0, 0, 0, 3]))],
+    ['result status 4', rawFrame(2, 1, MessageTypeCode.objects, Buffer.from([1, 0, 0, 0, 4]))],
     ['huge count', rawFrame(1, 1, MessageTypeCode.forward, Buffer.from([0, 2, 0, 0, 0, 2, 0, 0, 0, 0xff, 0xff, 0xff, 0xff]))],
     ['u64 above 2^53', rawFrame(1, 1, MessageTypeCode.count, Buffer.from([0, 0, 0, 0, 0, 0, 0x20, 0]))],
     ['corrupt object', rawFrame(2, 1, MessageTypeCode.objects, Buffer.from([1, 0, 0, 0, 1, 3, 0, 0, 0, 9, 9, 9]))],

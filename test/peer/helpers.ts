@@ -60,7 +60,7 @@ export function sampleMessages(): PeerMessage[] {
     { type: 'readBatch', items: [{ key: Buffer.from('user:1000'), versionOnly: false }] },
     { type: 'readBatch', items: [{ key: Buffer.alloc(0), versionOnly: true }, { key: bin, versionOnly: false }] },
     { type: 'objects', results: [sampleObject] },
-    { type: 'objects', results: [null, { vv: new Map(), siblings: [] }, { error: 'ERR bad record' }] },
+    { type: 'objects', results: [null, { vv: new Map(), siblings: [] }, { error: 'ERR bad record' }, { again: true }] },
     { type: 'objects', results: [] },
     { type: 'ack' },
     { type: 'writeBatch', items: [{ key: bin, object: sampleObject, encoded: encodeObject(sampleObject), report: true }] },

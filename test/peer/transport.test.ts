@@ -423,3 +423,49 @@ t.test('writes (and reads) sent in one turn travel as one writeBatch (readBatch)
     'each write of a lost batch fails',
   );
 });
+
+t.test('read items an answer had no room for are asked for alone; a nested flush sends each batch once', async (t) => {
+  const enc = encodeObject(sampleObject);
+  // flushBytes just above one write item: queuing the read after it, then flushing, nests a flush.
+  const limits = { flushBytes: 1 + enc.length + 5 };
+  const a = await startNode(t, 1, { limits });
+  const b = await startNode(t, 2, { limits });
+  const seen: number[] = [];
+  b.transport.setHandler((_from, msg): PeerMessage => {
+    if (msg.type === 'writeBatch') return { type: 'writtenBatch', results: msg.items.map(() => null) };
+    if (msg.type !== 'readBatch') return { type: 'ack' };
+    seen.push(msg.items.length);
+    // Room for the first object only, as a replica whose answer would pass readAnswerBytesMax says.
+    return { type: 'objects', results: msg.items.map((_, i) => (i === 0 ? sampleObject : { again: true as const })) };
+  });
+  introduce(a, b);
+  await a.transport.request(b.id, { type: 'ack' }, 5000);
+  let writeHeard = 0;
+  a.transport.sendWrite(b.id, { key: Buffer.from('w'), object: sampleObject, encoded: enc, report: false }, { answer: () => writeHeard++, fail: () => writeHeard++ }, 5000);
+  const heard: string[] = [];
+  const reads = ['r1', 'r2', 'r3'].map(
+    (key) =>
+      new Promise<void>((resolve) =>
+        a.transport.sendRead(
+          b.id,
+          { key: Buffer.from(key), versionOnly: false },
+          {
+            answer: (_n, o) => {
+              heard.push(`${key}:${o?.siblings.length}`);
+              resolve();
+            },
+            fail: (_n, reason) => {
+              heard.push(`${key}:${reason}`);
+              resolve();
+            },
+          },
+          5000,
+        ),
+      ),
+  );
+  await Promise.all(reads);
+  await sleep(100);
+  t.same(heard.sort(), ['r1:2', 'r2:2', 'r3:2'], 'every read answered once, with its object');
+  t.same(seen, [3, 1, 1], 'one batch of 3, then the 2 without room asked alone');
+  t.equal(writeHeard, 1, 'the write waiter heard once');
+});

@@ -1,0 +1,66 @@
+// The client connection's pipelining bounds, against a stand-in server over a
+// real socket: replies that finish behind a command in flight cannot leave
+// before it, so past pipelinedMax of them the connection stops starting
+// commands and reading, and everything still arrives, in order, once it ends.
+
+import t from 'tap';
+import * as net from 'node:net';
+import { Client } from '../../src/server/client.js';
+import type { CommandSpec } from '../../src/server/command.js';
+import type { Server } from '../../src/server/server.js';
+import { pipelinedMax } from '../../src/constants.js';
+
+function spec(name: string, handler: CommandSpec['handler']): CommandSpec {
+  return { name, arity: -2, flags: [], writes: false, firstKey: 1, lastKey: 1, step: 1, group: 'string', summary: '', since: '', complexity: '', acl: [], handler };
+}
+
+t.test('replies held behind a slow command are bounded; all arrive in order once it ends', async (t) => {
+  let release: (() => void) | null = null;
+  let started = 0;
+  const specs = new Map<string, CommandSpec>([
+    ['slow', spec('slow', () => new Promise((r) => (release = () => r('slow-done'))))],
+    ['fast', spec('fast', (_c, a) => {
+      started++;
+      return a[1]!.toString();
+    })],
+  ]);
+  const stand = {
+    config: { requirepass: undefined },
+    parserLimits: () => ({ bulkBytesMax: 1 << 29, argsMax: 1 << 20, inlineBytesMax: 1 << 16, queryBufferBytesMax: 1 << 30 }),
+    markClock() {},
+    lookup: (n: Buffer) => specs.get(n.toString().toLowerCase()),
+    dispatch: (c: unknown, s: CommandSpec | undefined, a: Buffer[]) => s!.handler(c as never, a),
+    whenDurable: (cb: (e: Error | null) => void) => cb(null),
+    errorReply: (e: unknown) => e,
+    log: { warn() {}, error() {} },
+    onClientClosed() {},
+  } as unknown as Server;
+  const srv = net.createServer((s) => new Client(stand, s, 1));
+  await new Promise<void>((r) => srv.listen(0, '127.0.0.1', r));
+  t.teardown(() => srv.close());
+  const sock = net.connect((srv.address() as net.AddressInfo).port, '127.0.0.1');
+  t.teardown(() => sock.destroy());
+  let received = '';
+  sock.on('data', (d: Buffer) => (received += d.toString()));
+  await new Promise((r) => sock.once('connect', r));
+
+  const n = 20_000;
+  const cmd = (name: string, arg: string) => `*2\r\n$${name.length}\r\n${name}\r\n$${arg.length}\r\n${arg}\r\n`;
+  sock.write(cmd('slow', 'a'));
+  sock.write(Array.from({ length: n }, (_, i) => cmd('fast', String(i))).join(''));
+  await new Promise((r) => setTimeout(r, 500));
+  t.ok(started < pipelinedMax, `${started} commands started behind the slow one (limit ${pipelinedMax})`);
+  t.equal(received, '', 'nothing sent before the slow reply');
+
+  release!();
+  const want = 1 + n;
+  const deadline = Date.now() + 10_000;
+  while (Date.now() < deadline && received.split('\r\n').length - 1 < want) await new Promise((r) => setTimeout(r, 20));
+  const lines = received.split('\r\n').slice(0, -1);
+  t.equal(lines.length, want, 'every reply arrived');
+  t.equal(lines[0], '+slow-done');
+  t.ok(
+    lines.slice(1).every((l, i) => l === `+${i}`),
+    'in order',
+  );
+});
