@@ -18,7 +18,7 @@ import { KeyLocks } from '../kv/locks.js';
 import { encodedObjectLength, encodeObjectOnce } from '../../protocol/object.js';
 import type { HybridClock } from './hlc.js';
 import { type Clock, type Random, type ReplicaStore, type Transport, type WriteWaiter, randomInt } from './ports.js';
-import { QuorumTally } from './quorum.js';
+import { QuorumTally, WriteRound } from './quorum.js';
 import type { Ring } from './ring.js';
 import type { NodeId, PeerMessage, ReadItem, ReadResult, Sibling, VersionedObject, VersionVector, WriteItem, WriteResult } from './types.js';
 import { accountsFor, emptyObject, equalObjects, merge, mergeVV, resolve, update } from './version.js';
@@ -337,6 +337,12 @@ export class Coordinator implements KeyValue {
     return this.owners(key).includes(this.ports.self);
   }
 
+  /** A write round that missed W: counted, and the error its client gets. */
+  readonly #writeFailed = (detail: string): Error => {
+    this.stats.quorumFailures++;
+    return new QuorumError('write', detail, true);
+  };
+
   /** Answers a write's context read needs: N-W+1 intersect every set of W that acknowledged an earlier write. */
   #contextNeed(key: Buffer, withValues: boolean): number {
     const n = this.owners(key).length;
@@ -408,25 +414,14 @@ export class Coordinator implements KeyValue {
       this.options.siblingsMax,
     );
     const wNeed = Math.min(w, owners.length);
-    const tally = new QuorumTally<VersionVector | null>(owners, Math.max(wNeed, Math.min(contextNeed, owners.length)));
+    // On failure the round waits for every owner (the local fsync too), so the error counts them all.
+    const tally = new WriteRound(owners, wNeed, Math.max(wNeed, Math.min(contextNeed, owners.length)), this.#writeFailed);
     // One item for every other owner; the transport batches a turn's writes per owner (writeBatch).
     const item: WriteItem = { key, object, encoded: encodeObjectOnce(object), report: contextNeed > 0 };
     for (const node of owners) {
       if (node !== self) this.ports.transport.sendWrite(node, item, tally, this.options.requestTimeoutMs);
     }
-    const outcome = (): VersionVector[] => {
-      if (tally.answers.size < wNeed) {
-        this.stats.quorumFailures++;
-        throw new QuorumError('write', tally.describe(wNeed), true);
-      }
-      const unaccounted: VersionVector[] = [];
-      for (const seen of tally.answers.values()) if (seen !== null) unaccounted.push(seen);
-      return unaccounted;
-    };
-    // On failure, let the answers still under way (the local fsync) arrive, so the error counts them.
-    const acked = tally.decided().then((state) => (state === 'failed' ? tally.allSettled().then(outcome) : outcome()));
-    acked.catch(() => {}); // observed by the caller; this keeps an early failure from being "unhandled"
-    const result = { acked };
+    const result: { acked: Promise<VersionVector[]> } = tally;
     if (!owners.includes(self)) return result;
     const durable = (): void =>
       this.ports.replica.whenDurable((err) => (err ? tally.fail(self, err.message) : tally.answer(self, null)));
@@ -561,6 +556,9 @@ export class Coordinator implements KeyValue {
   whenDurable(cb: (err: Error | null) => void): void {
     queueMicrotask(() => cb(null));
   }
+
+  /** See whenDurable: the server skips the wait. */
+  readonly writesResolveDurable = true;
 
   // --- the replica side: requests from other coordinators ------------------------
 

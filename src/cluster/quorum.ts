@@ -4,7 +4,8 @@
 // after the decision are still collected, for read repair.
 
 import * as assert from 'node:assert';
-import type { NodeId } from './types.js';
+import type { Waiter } from './ports.js';
+import type { NodeId, VersionVector } from './types.js';
 
 export type TallyState = 'pending' | 'met' | 'failed';
 
@@ -74,5 +75,75 @@ export class QuorumTally<T> {
 
   #checkSettled(): void {
     if (this.settled) this.#onSettled?.();
+  }
+}
+
+/**
+ * The acknowledgements of one new version sent to a key's owners: the waiter
+ * of every owner's write, this node's own included. `acked` resolves once
+ * `need` owners have it, with the version vectors of those whose copy it did
+ * not account for; or, when `need` cannot be reached, once every owner has
+ * been heard: with at least `w` acknowledgements it still resolves (the
+ * context check is best effort, the write stands on W), else it rejects with
+ * the quorum error. The write path's tally: one object and one Promise per
+ * write, where a QuorumTally, its maps and a promise chain cost several.
+ */
+export class WriteRound implements Waiter<VersionVector | null> {
+  readonly acked: Promise<VersionVector[]>;
+  #resolve!: (unaccounted: VersionVector[]) => void;
+  #reject!: (err: Error) => void;
+  /** Owners heard from, one bit per index in `owners` (N <= 16). */
+  #heard = 0;
+  #acks = 0;
+  #unaccounted: VersionVector[] | null = null;
+  #failures: string[] | null = null;
+  #settled = false;
+
+  constructor(
+    readonly owners: readonly NodeId[],
+    /** Acknowledgements that make the write succeed. */
+    readonly w: number,
+    /** Answers to wait for when all goes well (W, or the N-W+1 of a SET's context check). */
+    readonly need: number,
+    private readonly failed: (detail: string) => Error,
+  ) {
+    assert.ok(owners.length <= 30 && w >= 1 && w <= need && need <= owners.length, `write round ${w}/${need} of ${owners.length} is impossible`);
+    this.acked = new Promise((resolve, reject) => {
+      this.#resolve = resolve;
+      this.#reject = reject;
+    });
+    this.acked.catch(() => {}); // observed by the caller; this keeps an early failure from being "unhandled"
+  }
+
+  answer(node: NodeId, seen: VersionVector | null): void {
+    if (!this.#hear(node)) return;
+    this.#acks++;
+    if (seen !== null) (this.#unaccounted ??= []).push(seen);
+    this.#check();
+  }
+
+  fail(node: NodeId, reason: string): void {
+    if (!this.#hear(node)) return;
+    (this.#failures ??= []).push(`${node.slice(0, 8)}: ${reason}`);
+    this.#check();
+  }
+
+  /** Marks an owner heard; false for a node that is not an owner or was heard already. */
+  #hear(node: NodeId): boolean {
+    const i = this.owners.indexOf(node);
+    if (i < 0 || (this.#heard & (1 << i)) !== 0) return false;
+    this.#heard |= 1 << i;
+    return true;
+  }
+
+  #check(): void {
+    if (this.#settled) return;
+    if (this.#acks < this.need && this.#heard !== (1 << this.owners.length) - 1) return;
+    this.#settled = true;
+    if (this.#acks >= this.w) this.#resolve(this.#unaccounted ?? []);
+    else {
+      const why = this.#failures === null ? '' : `; ${this.#failures.join(', ')}`;
+      this.#reject(this.failed(`${this.#acks} of ${this.w} needed (${this.owners.length} asked${why})`));
+    }
   }
 }

@@ -49,6 +49,11 @@ export interface KeyValue {
    * policy; the server sends write replies only after it (group commit).
    */
   whenDurable(cb: (err: Error | null) => void): void;
+  /**
+   * True when a write resolves only once it is durable (a cluster's W
+   * acknowledgements), so its reply needs no whenDurable wait of its own.
+   */
+  readonly writesResolveDurable?: boolean;
 }
 
 export function isPromise<T>(x: Maybe<T>): x is Promise<T> {

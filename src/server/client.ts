@@ -299,6 +299,8 @@ export class Client extends Session {
       if (this.closing && this.idle) this.end();
       return;
     }
+    // (A cluster's writes resolve only once W owners have them durably: nothing more to wait for.)
+    if (this.wroteSinceWait && this.server.writesResolveDurable) this.wroteSinceWait = false;
     if (this.wroteSinceWait) {
       this.wroteSinceWait = false;
       this.heldCoveredUpTo = ready;

@@ -265,6 +265,11 @@ export class Server {
     return new ErrorReply(`ERR internal error: ${e?.message ?? String(err)}`);
   }
 
+  /** See KeyValue.writesResolveDurable. */
+  get writesResolveDurable(): boolean {
+    return this.kv?.writesResolveDurable === true;
+  }
+
   whenDurable(cb: (err: Error | null) => void): void {
     if (this.kv === undefined) cb(null);
     else this.kv.whenDurable(cb);

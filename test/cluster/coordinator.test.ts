@@ -7,7 +7,7 @@ import t from 'tap';
 import { Coordinator, type Quorum } from '../../src/cluster/coordinator.js';
 import { HybridClock } from '../../src/cluster/hlc.js';
 import { type Clock, type ReplicaStore, type Transport, seededRandom, readBatching, sendAlone, writeBatching } from '../../src/cluster/ports.js';
-import { QuorumTally } from '../../src/cluster/quorum.js';
+import { QuorumTally, WriteRound } from '../../src/cluster/quorum.js';
 import { Ring } from '../../src/cluster/ring.js';
 import type { NodeId, PeerMessage, VersionedObject } from '../../src/cluster/types.js';
 import { merge } from '../../src/cluster/version.js';
@@ -97,6 +97,36 @@ t.test('quorum tally: met at `need` answers, failed once unreachable, late answe
   t.equal(await failing.decided(), 'failed');
   t.match(failing.describe(), /^1 of 2 needed \(3 asked; /);
   t.throws(() => new QuorumTally(['a'], 2), /impossible/);
+});
+
+t.test('write round: done at `need` acks; below it, once all are heard, W decides', async (t) => {
+  const owners = ['a', 'b', 'c'];
+  const failed = (detail: string) => new Error(`TRYAGAIN ${detail}`);
+  const vv = new Map([['x', 1]]);
+  const met = new WriteRound(owners, 2, 2, failed);
+  met.answer('a', null);
+  met.answer('a', vv); // heard already: ignored
+  met.answer('zz', vv); // not an owner: ignored
+  met.answer('b', vv);
+  t.same(await met.acked, [vv], 'two acks; the one that reported its vv is returned');
+
+  // A SET's context check wants N-W+1 = 2 answers but gets only W = 1 ack; it stands on W once all are heard.
+  const best = new WriteRound(owners, 1, 2, failed);
+  let done = false;
+  void best.acked.then(() => (done = true));
+  best.answer('a', null);
+  best.fail('b', 'TIMEOUT');
+  await settle();
+  t.notOk(done, 'still waiting for c');
+  best.fail('c', 'UNREACHABLE');
+  t.same(await best.acked, []);
+
+  const short = new WriteRound(owners, 2, 2, failed);
+  short.answer('a', null);
+  short.fail('b', 'TIMEOUT');
+  short.fail('c', 'UNREACHABLE');
+  await t.rejects(short.acked, /^TRYAGAIN 1 of 2 needed \(3 asked; b: TIMEOUT, c: UNREACHABLE\)$/);
+  t.throws(() => new WriteRound(['a'], 2, 2, failed), /impossible/);
 });
 
 t.test('a write through one node is read through every other', async (t) => {
