@@ -170,9 +170,9 @@ export class Coordinator implements KeyValue {
    * Asks every owner of key for its copy, resolves with the merge of the first
    * `r` answers; a full read then repairs owners whose copy was behind.
    */
-  async #read(key: Buffer, r: number, versionOnly: boolean, forWrite = false): Promise<VersionedObject> {
+  #read(key: Buffer, r: number, versionOnly: boolean, forWrite = false): Promise<VersionedObject> {
     const owners = this.owners(key);
-    if (owners.length === 0) throw new NoOwnerError('the key (the ring is empty)');
+    if (owners.length === 0) return Promise.reject(new NoOwnerError('the key (the ring is empty)'));
     const tally = new QuorumTally<VersionedObject | null>(owners, Math.min(r, owners.length));
     for (const node of owners) {
       if (node === this.ports.self) {
@@ -191,7 +191,17 @@ export class Coordinator implements KeyValue {
       }
       this.ports.transport.sendRead(node, { key, versionOnly }, tally, this.options.requestTimeoutMs);
     }
-    if ((await tally.decided()) === 'failed') {
+    // (Not an async function: this is every GET's path, and each await costs.)
+    const answered = (): VersionedObject => {
+      const merged = mergeAll(tally.answers.values());
+      if (!versionOnly) tally.whenSettled(() => this.#repair(key, tally.answers));
+      let hlc = 0;
+      for (const s of merged.siblings) if (s.hlc > hlc) hlc = s.hlc;
+      if (hlc > 0) this.ports.hlc.observe(hlc);
+      return merged;
+    };
+    return tally.decided().then((state) => {
+      if (state !== 'failed') return answered();
       // A write's context is best effort: with fewer owners reachable it versions over what did
       // answer (a write's availability is decided by its W acks, as in Dynamo). Causality with a
       // write that only unreachable owners hold is then lost; the two become siblings.
@@ -199,12 +209,8 @@ export class Coordinator implements KeyValue {
         this.stats.quorumFailures++;
         throw new QuorumError('read', tally.describe(), false);
       }
-      await tally.allSettled();
-    }
-    const merged = mergeAll(tally.answers.values());
-    if (!versionOnly) void tally.allSettled().then(() => this.#repair(key, tally.answers));
-    if (merged.siblings.length > 0) this.ports.hlc.observe(Math.max(...merged.siblings.map((s) => s.hlc)));
-    return merged;
+      return tally.allSettled().then(answered);
+    });
   }
 
   /** Read repair: every owner that answered with less than the merge of all answers gets the merge. */

@@ -58,8 +58,13 @@ export class QuorumTally<T> {
 
   /** Resolves when every node asked has answered or failed. */
   allSettled(): Promise<void> {
-    if (this.settled) return Promise.resolve();
-    return new Promise((resolve) => (this.#onSettled = resolve));
+    return new Promise((resolve) => this.whenSettled(resolve));
+  }
+
+  /** Calls fn (once) when every node asked has answered or failed: at once if they have. */
+  whenSettled(fn: () => void): void {
+    if (this.settled) fn();
+    else this.#onSettled = fn;
   }
 
   /** A one-line account for error replies (`need` when the caller's own minimum is lower than the tally's): "1 of 2 needed (3 asked; node abc: TIMEOUT)". */
