@@ -154,6 +154,26 @@ export class Client extends Session {
   /** Starts every complete request in the parser, in order, until one must wait or input runs out. */
   private run(): void {
     this.server.markClock();
+    for (;;) {
+      this.startAll();
+      if (this.waiting !== null && this.parser.bufferedBytes > backlogBytesHigh) this.pause();
+      if (this.heldFull) this.pause();
+      this.flush();
+      // A HELLO waiting for the replies before it to leave: the flush may just have sent them.
+      if (this.closing || this.waiting === null || !this.drainFirst(this.waiting.spec) || this.held.length > 0) break;
+    }
+  }
+
+  /**
+   * HELLO switches the protocol replies are encoded in, and replies are
+   * encoded when they are sent: so it starts only once every reply before it
+   * has left, as Redis encodes each reply in the protocol it was computed in.
+   */
+  private drainFirst(spec: CommandSpec | undefined): boolean {
+    return spec !== undefined && spec.name === 'hello';
+  }
+
+  private startAll(): void {
     while (!this.closing && !this.heldFull) {
       let spec: CommandSpec | undefined;
       let args: Buffer[];
@@ -172,16 +192,13 @@ export class Client extends Session {
         spec = this.server.lookup(args[0]!);
       }
       // Nothing in flight (the common case): no keys to look at.
-      if (this.inflight > 0 && !this.mayStart(spec, args)) {
+      if ((this.inflight > 0 && !this.mayStart(spec, args)) || (this.held.length > 0 && this.drainFirst(spec))) {
         this.waiting ??= { spec, args };
         break;
       }
       this.waiting = null;
       this.start(spec, args);
     }
-    if (this.waiting !== null && this.parser.bufferedBytes > backlogBytesHigh) this.pause();
-    if (this.heldFull) this.pause();
-    this.flush();
   }
 
   private start(spec: CommandSpec | undefined, args: Buffer[]): void {
@@ -309,7 +326,8 @@ export class Client extends Session {
         this.heldCoveredUpTo = -1;
         if (err) this.failWrites(covered, err);
         this.send(covered);
-        this.flush();
+        if (this.waiting !== null && this.inflight === 0) this.run(); // a HELLO waiting for these replies to leave
+        else this.flush();
       });
       return;
     }

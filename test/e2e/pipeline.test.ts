@@ -3,6 +3,7 @@
 // in order and complete.
 
 import t from 'tap';
+import * as net from 'node:net';
 import { Redis } from 'ioredis';
 import { startCluster, startNode } from './harness.js';
 
@@ -85,4 +86,22 @@ t.test('cluster pipelines overlap commands on different keys, never on the same 
   const sameSeenMs = await seen('same', 'new', timeoutMs * 3);
   await same;
   t.ok(sameSeenMs >= timeoutMs * 0.9, `SET of the same key took effect only after the GET before it (${sameSeenMs} ms, ${Date.now() - t1} ms in all)`);
+});
+
+// HELLO switches the protocol replies are encoded in: replies to commands
+// pipelined before it keep the protocol they were computed in, as in Redis.
+t.test('replies before a pipelined HELLO 3 stay RESP2', async (t) => {
+  const node = await startNode({ args: ['--admin-port', '0'] });
+  t.teardown(() => node.stop());
+  const sock = net.connect(node.port, '127.0.0.1');
+  t.teardown(() => sock.destroy());
+  let got = '';
+  sock.on('data', (d: Buffer) => (got += d.toString('latin1')));
+  await new Promise((r) => sock.once('connect', r));
+  const cmd = (...a: string[]) => `*${a.length}\r\n${a.map((x) => `$${x.length}\r\n${x}\r\n`).join('')}`;
+  sock.write(cmd('SET', 'k', 'v') + cmd('GET', 'missing') + cmd('HELLO', '3') + cmd('GET', 'missing'));
+  const deadline = Date.now() + 5000;
+  while (Date.now() < deadline && !got.endsWith('_\r\n')) await new Promise((r) => setTimeout(r, 20));
+  t.ok(got.startsWith('+OK\r\n$-1\r\n%'), `SET and GET answered in RESP2, then the HELLO map: ${JSON.stringify(got.slice(0, 16))}`);
+  t.ok(got.endsWith('_\r\n'), 'the GET after HELLO 3 answers a RESP3 null');
 });
