@@ -151,7 +151,7 @@ export class Client extends Session {
     this.run();
   }
 
-  /** Starts every complete request in the parser, in order, until one must wait or input runs out. */
+  /** Starts what it can of the input, then sends what replies it can. */
   private run(): void {
     this.server.markClock();
     for (;;) {
@@ -173,6 +173,7 @@ export class Client extends Session {
     return spec !== undefined && spec.name === 'hello';
   }
 
+  /** Starts every complete request in the parser, in order, until one must wait or input runs out. */
   private startAll(): void {
     while (!this.closing && !this.heldFull) {
       let spec: CommandSpec | undefined;
@@ -191,7 +192,7 @@ export class Client extends Session {
         args = parsed;
         spec = this.server.lookup(args[0]!);
       }
-      // Nothing in flight (the common case): no keys to look at.
+      // With nothing in flight (the common case) there are no keys to look at.
       if ((this.inflight > 0 && !this.mayStart(spec, args)) || (this.held.length > 0 && this.drainFirst(spec))) {
         this.waiting ??= { spec, args };
         break;
