@@ -298,6 +298,12 @@ function writeObject(w: ChunkWriter, obj: VersionedObject, what: string): void {
   w.bytes(encodeObjectOnce(obj), what);
 }
 
+/** The item count of a batch or its answer (see readBatchCount). */
+function writeBatchCount(w: ChunkWriter, what: string, n: number, min: 0 | 1): void {
+  if (n < min || n > BATCH_ITEMS_MAX) throw new TypeError(`${what} must be ${min}..${BATCH_ITEMS_MAX}, got ${n}`);
+  w.u32(n, what);
+}
+
 function writeMessage(w: ChunkWriter, msg: PeerMessage): void {
   switch (msg.type) {
     case 'gossip':
@@ -306,18 +312,14 @@ function writeMessage(w: ChunkWriter, msg: PeerMessage): void {
       for (const m of msg.members) writeMember(w, m);
       return;
     case 'readBatch':
-      if (msg.items.length === 0 || msg.items.length > BATCH_ITEMS_MAX) {
-        throw new TypeError(`readBatch must have 1..${BATCH_ITEMS_MAX} items, got ${msg.items.length}`);
-      }
-      w.u32(msg.items.length, 'readBatch.items length');
+      writeBatchCount(w, 'readBatch.items length', msg.items.length, 1);
       for (const item of msg.items) {
         w.bytes(item.key, 'readBatch.key');
         w.bool(item.versionOnly);
       }
       return;
     case 'objects':
-      if (msg.results.length > BATCH_ITEMS_MAX) throw new TypeError(`objects has over ${BATCH_ITEMS_MAX} results`);
-      w.u32(msg.results.length, 'objects.results length');
+      writeBatchCount(w, 'objects.results length', msg.results.length, 0);
       for (const r of msg.results) {
         if (r === null) {
           w.u8(0);
@@ -333,10 +335,7 @@ function writeMessage(w: ChunkWriter, msg: PeerMessage): void {
       }
       return;
     case 'writeBatch':
-      if (msg.items.length === 0 || msg.items.length > BATCH_ITEMS_MAX) {
-        throw new TypeError(`writeBatch must have 1..${BATCH_ITEMS_MAX} items, got ${msg.items.length}`);
-      }
-      w.u32(msg.items.length, 'writeBatch.items length');
+      writeBatchCount(w, 'writeBatch.items length', msg.items.length, 1);
       for (const item of msg.items) {
         w.bytes(item.key, 'writeBatch.key');
         w.bytes(item.encoded, 'writeBatch.object');
@@ -344,8 +343,7 @@ function writeMessage(w: ChunkWriter, msg: PeerMessage): void {
       }
       return;
     case 'writtenBatch':
-      if (msg.results.length > BATCH_ITEMS_MAX) throw new TypeError(`writtenBatch has over ${BATCH_ITEMS_MAX} results`);
-      w.u32(msg.results.length, 'writtenBatch.results length');
+      writeBatchCount(w, 'writtenBatch.results length', msg.results.length, 0);
       for (const r of msg.results) {
         if (r === null) {
           w.u8(0);
@@ -591,13 +589,27 @@ function readMember(r: Reader): MemberState {
   return { id, host, port, clusterPort, incarnation, heartbeat, state: state === 0 ? 'member' : 'left', weight, datacenter, rack };
 }
 
+/** An object field, decoded, and the view of the frame it was decoded from. */
+function readObjectBytes(r: Reader, what: string): { object: VersionedObject; view: Buffer } {
+  const view = r.view(r.u32(`${what} length`), what);
+  const result = decodeObject(view, r.objectLimits);
+  if (result.kind !== 'ok') throw new BadPayload(`${what}: ${result.reason}`);
+  return { object: result.object, view };
+}
+
 function readObject(r: Reader, what: string): VersionedObject {
   // decodeObject copies the values out, so a view of the frame is enough here.
-  const n = r.u32(`${what} length`);
-  const bytes = r.view(n, what);
-  const result = decodeObject(bytes, r.objectLimits);
-  if (result.kind !== 'ok') throw new BadPayload(`${what}: ${result.reason}`);
-  return result.object;
+  return readObjectBytes(r, what).object;
+}
+
+/**
+ * The item count of a batch or its answer: a request carries 1..BATCH_ITEMS_MAX
+ * items, an answer 0..BATCH_ITEMS_MAX results (as many as its request had).
+ */
+function readBatchCount(r: Reader, what: string, itemBytesMin: number, min: 0 | 1): number {
+  const n = r.count(what, itemBytesMin);
+  if (n < min || n > BATCH_ITEMS_MAX) throw new BadPayload(`${what} must be ${min}..${BATCH_ITEMS_MAX}, got ${n}`);
+  return n;
 }
 
 function readMessage(type: PeerMessageType, r: Reader): PeerMessage {
@@ -610,15 +622,13 @@ function readMessage(type: PeerMessageType, r: Reader): PeerMessage {
       return { type, from, members };
     }
     case 'readBatch': {
-      const n = r.count('readBatch.items length', 4 + 1);
-      if (n === 0 || n > BATCH_ITEMS_MAX) throw new BadPayload(`readBatch must have 1..${BATCH_ITEMS_MAX} items, got ${n}`);
+      const n = readBatchCount(r, 'readBatch.items length', 4 + 1, 1);
       const items: ReadItem[] = [];
       for (let i = 0; i < n; i++) items.push({ key: r.bytes('readBatch.key'), versionOnly: r.bool('readBatch.versionOnly') });
       return { type, items };
     }
     case 'objects': {
-      const n = r.count('objects.results length', 1);
-      if (n > BATCH_ITEMS_MAX) throw new BadPayload(`objects has ${n} results, over ${BATCH_ITEMS_MAX}`);
+      const n = readBatchCount(r, 'objects.results length', 1, 0);
       const results: ReadResult[] = [];
       for (let i = 0; i < n; i++) {
         const status = r.u8('objects.status');
@@ -631,23 +641,18 @@ function readMessage(type: PeerMessageType, r: Reader): PeerMessage {
       return { type, results };
     }
     case 'writeBatch': {
-      const n = r.count('writeBatch.items length', 4 + 4 + 1);
-      if (n === 0 || n > BATCH_ITEMS_MAX) throw new BadPayload(`writeBatch must have 1..${BATCH_ITEMS_MAX} items, got ${n}`);
+      const n = readBatchCount(r, 'writeBatch.items length', 4 + 4 + 1, 1);
       const items: WriteItem[] = [];
       for (let i = 0; i < n; i++) {
         const key = r.bytes('writeBatch.key');
-        const length = r.u32('writeBatch.object length');
-        const view = r.view(length, 'writeBatch.object');
-        const decoded = decodeObject(view, r.objectLimits);
-        if (decoded.kind !== 'ok') throw new BadPayload(`writeBatch.object: ${decoded.reason}`);
-        // A copy, so a stored object does not pin the socket's read buffer.
-        items.push({ key, object: decoded.object, encoded: Buffer.from(view), report: r.bool('writeBatch.report') });
+        const { object, view } = readObjectBytes(r, 'writeBatch.object');
+        // The encoding is kept as a copy, so a stored object does not pin the socket's read buffer.
+        items.push({ key, object, encoded: Buffer.from(view), report: r.bool('writeBatch.report') });
       }
       return { type, items };
     }
     case 'writtenBatch': {
-      const n = r.count('writtenBatch.results length', 1);
-      if (n > BATCH_ITEMS_MAX) throw new BadPayload(`writtenBatch has ${n} results, over ${BATCH_ITEMS_MAX}`);
+      const n = readBatchCount(r, 'writtenBatch.results length', 1, 0);
       const results: WriteResult[] = [];
       for (let i = 0; i < n; i++) {
         const status = r.u8('writtenBatch.status');

@@ -1,7 +1,9 @@
-// Counting replica answers against a quorum. One round asks every owner of a
-// key and is decided as soon as `need` of them answered (met) or so many
-// failed that `need` can no longer be reached (failed). Answers that come in
-// after the decision are still collected, for read repair.
+// Counting replica answers against a quorum. A read's QuorumTally asks every
+// owner of a key and is decided as soon as `need` of them answered (met) or
+// so many failed that `need` can no longer be reached (failed); answers that
+// come in after the decision are still collected, for read repair. A write's
+// WriteRound counts acknowledgements only, the cheaper thing the hot path of
+// writes needs.
 
 import * as assert from 'node:assert';
 import type { Waiter } from './ports.js';
@@ -61,16 +63,15 @@ export class QuorumTally<T> {
     return new Promise((resolve) => this.whenSettled(resolve));
   }
 
-  /** Calls fn (once) when every node asked has answered or failed: at once if they have. */
+  /** Calls fn (once) when every node asked has answered or failed: at once if they have. One listener at a time. */
   whenSettled(fn: () => void): void {
     if (this.settled) fn();
     else this.#onSettled = fn;
   }
 
-  /** A one-line account for error replies (`need` when the caller's own minimum is lower than the tally's): "1 of 2 needed (3 asked; node abc: TIMEOUT)". */
-  describe(need: number = this.need): string {
-    const why = [...(this.#failures ?? [])].map(([n, r]) => `${n.slice(0, 8)}: ${r}`).join(', ');
-    return `${this.answers.size} of ${need} needed (${this.asked.length} asked${why ? `; ${why}` : ''})`;
+  /** A one-line account for error replies (see shortfall). */
+  describe(): string {
+    return shortfall(this.answers.size, this.need, this.asked.length, this.#failures === null ? [] : [...this.#failures]);
   }
 
   #decide(state: TallyState): void {
@@ -101,7 +102,7 @@ export class WriteRound implements Waiter<VersionVector | null> {
   #heard = 0;
   #acks = 0;
   #unaccounted: VersionVector[] | null = null;
-  #failures: string[] | null = null;
+  #failures: Array<[NodeId, string]> | null = null;
   #settled = false;
 
   constructor(
@@ -129,7 +130,7 @@ export class WriteRound implements Waiter<VersionVector | null> {
 
   fail(node: NodeId, reason: string): void {
     if (!this.#hear(node)) return;
-    (this.#failures ??= []).push(`${node.slice(0, 8)}: ${reason}`);
+    (this.#failures ??= []).push([node, reason]);
     this.#check();
   }
 
@@ -146,9 +147,12 @@ export class WriteRound implements Waiter<VersionVector | null> {
     if (this.#acks < this.need && this.#heard !== (1 << this.owners.length) - 1) return;
     this.#settled = true;
     if (this.#acks >= this.w) this.#resolve(this.#unaccounted ?? []);
-    else {
-      const why = this.#failures === null ? '' : `; ${this.#failures.join(', ')}`;
-      this.#reject(this.failed(`${this.#acks} of ${this.w} needed (${this.owners.length} asked${why})`));
-    }
+    else this.#reject(this.failed(shortfall(this.#acks, this.w, this.owners.length, this.#failures ?? [])));
   }
+}
+
+/** What a quorum error says: "1 of 2 needed (3 asked; 0a1b2c3d: TIMEOUT)". */
+function shortfall(got: number, need: number, asked: number, failures: ReadonlyArray<[NodeId, string]>): string {
+  const why = failures.map(([n, r]) => `${n.slice(0, 8)}: ${r}`).join(', ');
+  return `${got} of ${need} needed (${asked} asked${why ? `; ${why}` : ''})`;
 }

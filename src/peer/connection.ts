@@ -258,8 +258,8 @@ export class Connection {
   }
 
   /** Whether items of this kind are queued for this turn's request (another one takes no new request slot). */
-  batching(kind: Batching<never, never>): boolean {
-    return this.outboxes.has(kind);
+  batching<I, T>(kind: Batching<I, T>): boolean {
+    return this.outboxes.has(kind as Batching<never, never>);
   }
 
   /** Sends one kind's queued items as one request; each waiter hears its own item's outcome. */

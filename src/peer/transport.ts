@@ -325,7 +325,7 @@ export class PeerTransport implements Transport {
 
   private sendItem<I, T>(kind: Batching<I, T>, to: NodeId, item: I, waiter: ItemWaiter<T>, timeoutMs: number): void {
     const conn = this.closed ? null : this.peers.get(to)?.conn;
-    if (conn && (conn.batching(kind as Batching<never, never>) || conn.inflight < this.limits.inflightMax)) conn.queueItem(kind, item, waiter, timeoutMs);
+    if (conn && (conn.batching(kind) || conn.inflight < this.limits.inflightMax)) conn.queueItem(kind, item, waiter, timeoutMs);
     else sendAlone(this, kind, to, item, waiter, timeoutMs);
   }
 

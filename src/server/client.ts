@@ -75,9 +75,7 @@ export class Client extends Session {
   private heldCoveredUpTo = -1;
   /** A write ran since the last durability wait began. */
   private wroteSinceWait = false;
-  /** Commands in flight (their handlers returned a Promise). */
-  private inflight = 0;
-  /** A command in flight that may not overlap anything (see pipelines). */
+  /** A command in flight that may not overlap anything (see pipelines); it starts only when nothing else is in flight. */
   private exclusive = false;
   /** The commands in flight that may overlap others. */
   private readonly flying: Flying[] = [];
@@ -212,7 +210,6 @@ export class Client extends Session {
     }
     const seq = this.heldBase + this.held.length;
     this.held.push(null);
-    this.inflight++;
     let flying: Flying | null = null;
     if (pipelines(spec)) {
       flying = { spec, args, writes: wrote, names: null };
@@ -274,12 +271,16 @@ export class Client extends Session {
     this.held[seq - this.heldBase] = reply;
     // An async write's durability is waited for only once it has written.
     if (wrote) this.wroteSinceWait = true;
-    this.inflight--;
     if (flying === null) this.exclusive = false;
     else this.land(flying);
     if (this.closed) return;
     this.run();
     this.maybeResume();
+  }
+
+  /** Commands in flight (their handlers returned a Promise): an exclusive one, or those that overlap. */
+  private get inflight(): number {
+    return this.exclusive ? 1 : this.flying.length;
   }
 
   /** Replies at the front of `held` that are computed (those after the first in flight must wait). */
@@ -318,8 +319,7 @@ export class Client extends Session {
       return;
     }
     // (A cluster's writes resolve only once W owners have them durably: nothing more to wait for.)
-    if (this.wroteSinceWait && this.server.writesResolveDurable) this.wroteSinceWait = false;
-    if (this.wroteSinceWait) {
+    if (this.wroteSinceWait && !this.server.writesResolveDurable) {
       this.wroteSinceWait = false;
       this.heldCoveredUpTo = ready;
       this.server.whenDurable((err) => {
