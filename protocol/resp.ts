@@ -166,6 +166,7 @@ export class RequestParser {
         this.bigBulk = null;
         this.bigBulkFilled = 0;
         this.argsLeft--;
+        if (this.requestBytes > this.limits.queryBufferBytesMax) return new ProtocolError('query buffer limit exceeded');
         continue;
       }
       if (this.bulkLen < 0) {
@@ -195,6 +196,9 @@ export class RequestParser {
         this.requestBytes += len + 2;
         this.bulkLen = -1;
         this.argsLeft--;
+        // Checked as each argument is taken, not only while waiting for bytes: a request that
+        // arrived whole in one read is as big as one that trickled in (Redis counts both too).
+        if (this.requestBytes > this.limits.queryBufferBytesMax) return new ProtocolError('query buffer limit exceeded');
         continue;
       }
       if (len >= bigBulkBytesMin) {

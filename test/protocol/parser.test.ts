@@ -492,6 +492,10 @@ t.test('query buffer limit exceeded', async (t) => {
   t.same(run([big], limits), { cmds: [], error: 'query buffer limit exceeded' }, 'partial request over the limit');
   const bigBytes = [...big].map((b) => Buffer.from([b]));
   t.same(run(bigBytes, limits), { cmds: [], error: 'query buffer limit exceeded' }, 'byte by byte');
+  // A whole request over the limit in one chunk: the parser never waits for bytes, and refuses it all the same.
+  const whole = mb('SET', 'k', v60, v60);
+  t.same(run([whole], limits), { cmds: [], error: 'query buffer limit exceeded' }, 'whole request in one chunk');
+  t.same(run([Buffer.concat([ok, whole])], limits), { cmds: [['SET', 'k', 'v'.repeat(20)]], error: 'query buffer limit exceeded' }, 'after a request within the limit');
   // The big-bulk path (>= 32 KiB) checks the announced length up front.
   const l2 = { ...defaults, queryBufferBytesMax: 50000 };
   t.same(run([B('*1\r\n$60000\r\nabc')], l2), { cmds: [], error: 'query buffer limit exceeded' }, 'big bulk');
