@@ -5,6 +5,7 @@
 //
 //   node dist/bench/run.js [--runs 3] [--requests 200000] [--clients 50] [--pipelines 1,16] [--tests set,get]
 //                          [--keyspace N]  (random keys among N, redis-benchmark -r; default: its one key)
+//                          [--floor]       (SET against bench/floor.ts too: what the machine allows, without our code)
 
 import { type ChildProcess, spawn } from 'node:child_process';
 import * as fs from 'node:fs';
@@ -13,6 +14,7 @@ import * as path from 'node:path';
 import yargs from 'yargs';
 import { hideBin } from 'yargs/helpers';
 import { freePort, run, startCluster, startNode, tempDir } from '../test/e2e/harness.js';
+import { startFloor } from './floor.js';
 
 interface Sample {
   rps: number;
@@ -148,6 +150,7 @@ async function main(): Promise<void> {
     .option('keyspace', { type: 'number', default: 0, describe: 'random keys among this many (redis-benchmark -r); 0: one key' })
     .option('single', { type: 'boolean', default: true, describe: 'run the single node vs redis part' })
     .option('cluster', { type: 'boolean', default: true, describe: 'run the cluster vs single node part' })
+    .option('floor', { type: 'boolean', default: false, describe: 'also run SET against bench/floor.ts, the least three Node processes do for a replicated write' })
     .strict()
     .parseAsync();
   const pipelines = argv.pipelines.split(',').map(Number);
@@ -184,6 +187,20 @@ async function main(): Promise<void> {
     } finally {
       await single.stop();
       await cluster.stop();
+    }
+  }
+  if (argv.floor) {
+    // What this machine allows three Node processes replicating a SET, next to the same single node.
+    const single = await startOurs();
+    const floor = await startFloor();
+    const setOnly = (port: number, p: number) =>
+      benchmark(port, ['-c', String(argv.clients), '-n', String(argv.requests), '-t', 'set', '-P', String(p), ...keyspace]);
+    try {
+      const rows = await sideBySide(argv.runs, pipelines, (p) => setOnly(floor.port, p), (p) => setOnly(single.port, p));
+      printTable('Floor: 3 bare Node processes replicating SET (bench/floor.ts) vs one single node (ratio = floor / single)', ['floor', 'single'], rows);
+    } finally {
+      await single.stop();
+      await floor.stop();
     }
   }
 }
