@@ -103,6 +103,7 @@ function coordinator(port: number, replicaPorts: number[], dir: string): void {
         for (let n = pending.readUInt32LE(0); n > 0; n--) {
           const { id, client } = peer.waiting.shift()!;
           // The first replica's ack answers (with the local write: 2 of 3); the second's is noted.
+          // Each replica acks in send order, so first acks, and the replies, keep each client's order.
           if (firstAcked.delete(id)) continue;
           firstAcked.add(id);
           if (!client.destroyed) client.write('+OK\r\n');
