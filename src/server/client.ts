@@ -87,6 +87,8 @@ export class Client extends Session {
   /** The next command, parsed, waiting for the commands it conflicts with. */
   private waiting: Waiting | null = null;
   private paused = false;
+  /** A run is queued for after the commands settling in this microtask checkpoint (see settle). */
+  private settling = false;
   private closing = false;
   closed = false;
 
@@ -273,10 +275,19 @@ export class Client extends Session {
     if (wrote) this.wroteSinceWait = true;
     if (flying === null) this.exclusive = false;
     else this.land(flying);
+    if (this.closed || this.settling) return;
+    // Pipelined commands often finish together (one replica answer settles a batch of them, each in
+    // its own microtask): send their replies in one write after the last of them, not one write each.
+    this.settling = true;
+    queueMicrotask(this.afterSettling);
+  }
+
+  private readonly afterSettling = (): void => {
+    this.settling = false;
     if (this.closed) return;
     this.run();
     this.maybeResume();
-  }
+  };
 
   /** Commands in flight (their handlers returned a Promise): an exclusive one, or those that overlap. */
   private get inflight(): number {
