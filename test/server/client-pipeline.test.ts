@@ -64,3 +64,48 @@ t.test('replies held behind a slow command are bounded; all arrive in order once
     'in order',
   );
 });
+
+t.test('pipelined commands that finish together are answered in one socket write', async (t) => {
+  // One replica answer settles a batch of commands at once, each in its own microtask.
+  const waiting: Array<() => void> = [];
+  const specs = new Map<string, CommandSpec>([['wait', spec('wait', (_c, a) => new Promise((r) => waiting.push(() => r(a[1]!.toString()))))]]);
+  const stand = {
+    config: { requirepass: undefined },
+    parserLimits: () => ({ bulkBytesMax: 1 << 29, argsMax: 1 << 20, inlineBytesMax: 1 << 16, queryBufferBytesMax: 1 << 30 }),
+    markClock() {},
+    lookup: (n: Buffer) => specs.get(n.toString().toLowerCase()),
+    dispatch: (c: unknown, s: CommandSpec | undefined, a: Buffer[]) => s!.handler(c as never, a),
+    whenDurable: (cb: (e: Error | null) => void) => cb(null),
+    errorReply: (e: unknown) => e,
+    log: { warn() {}, error() {} },
+    onClientClosed() {},
+  } as unknown as Server;
+  let writes = 0;
+  const srv = net.createServer((s) => {
+    const write = s.write.bind(s) as (...args: unknown[]) => boolean;
+    s.write = ((...args: unknown[]) => {
+      writes++;
+      return write(...args);
+    }) as typeof s.write;
+    new Client(stand, s, 1);
+  });
+  await new Promise<void>((r) => srv.listen(0, '127.0.0.1', r));
+  t.teardown(() => srv.close());
+  const sock = net.connect((srv.address() as net.AddressInfo).port, '127.0.0.1');
+  t.teardown(() => sock.destroy());
+  let received = '';
+  sock.on('data', (d: Buffer) => (received += d.toString()));
+  await new Promise((r) => sock.once('connect', r));
+
+  const n = 16;
+  const cmd = (arg: string) => `*2\r\n$4\r\nwait\r\n$${arg.length}\r\n${arg}\r\n`;
+  sock.write(Array.from({ length: n }, (_, i) => cmd(`k${i}`)).join(''));
+  const deadline = Date.now() + 5000;
+  while (waiting.length < n && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
+  t.equal(waiting.length, n, 'all 16 in flight at once (different keys)');
+  for (const release of waiting) release(); // all in one go, as one replica answer settles them
+  const replies = (): string[] => received.match(/k\d+/g) ?? [];
+  while (replies().length < n && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
+  t.same(replies(), Array.from({ length: n }, (_, i) => `k${i}`), 'every reply, in order');
+  t.equal(writes, 1, 'in one write (it was one per reply)');
+});
