@@ -63,7 +63,21 @@ export interface StartOptions {
   timeoutMs?: number;
 }
 
+/**
+ * startNode; a port chosen by freePort can be taken by another test process
+ * before the node binds it, so such a start is retried on fresh ports.
+ */
 export async function startNode(opts: StartOptions = {}): Promise<NodeProcess> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await startNodeOnce(opts);
+    } catch (e) {
+      if (opts.port !== undefined || attempt >= 3 || !/EADDRINUSE/.test((e as Error).message)) throw e;
+    }
+  }
+}
+
+async function startNodeOnce(opts: StartOptions): Promise<NodeProcess> {
   const dataDir = opts.dataDir ?? tempDir();
   const port = opts.port ?? (await freePort());
   const adminPort = await freePort();
