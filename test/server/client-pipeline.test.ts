@@ -1,9 +1,10 @@
 // The client connection's pipelining bounds, against a stand-in server over a
 // real socket: replies that finish behind a command in flight cannot leave
 // before it, so past pipelinedMax of them the connection stops starting
-// commands and reading, and everything still arrives, in order, once it ends.
+// commands and reading, and everything still arrives, in order, once it ends;
+// and replies of commands that finish together leave in one socket write.
 
-import t from 'tap';
+import t, { type Test } from 'tap';
 import * as net from 'node:net';
 import { Client } from '../../src/server/client.js';
 import type { CommandSpec } from '../../src/server/command.js';
@@ -12,6 +13,37 @@ import { pipelinedMax } from '../../src/constants.js';
 
 function spec(name: string, handler: CommandSpec['handler']): CommandSpec {
   return { name, arity: -2, flags: [], writes: false, firstKey: 1, lastKey: 1, step: 1, group: 'string', summary: '', since: '', complexity: '', acl: [], handler };
+}
+
+/** The parts of a Server a Client uses, serving `specs`. */
+function standIn(specs: Map<string, CommandSpec>): Server {
+  return {
+    config: { requirepass: undefined },
+    parserLimits: () => ({ bulkBytesMax: 1 << 29, argsMax: 1 << 20, inlineBytesMax: 1 << 16, queryBufferBytesMax: 1 << 30 }),
+    markClock() {},
+    lookup: (n: Buffer) => specs.get(n.toString().toLowerCase()),
+    dispatch: (c: unknown, s: CommandSpec | undefined, a: Buffer[]) => s!.handler(c as never, a),
+    whenDurable: (cb: (e: Error | null) => void) => cb(null),
+    errorReply: (e: unknown) => e,
+    log: { warn() {}, error() {} },
+    onClientClosed() {},
+  } as unknown as Server;
+}
+
+/** A Client of `stand` on a real socket, and the other end; `watch` sees the server side's socket first. */
+async function connect(t: Test, stand: Server, watch?: (s: net.Socket) => void): Promise<{ socket: net.Socket; received: string }> {
+  const srv = net.createServer((s) => {
+    watch?.(s);
+    new Client(stand, s, 1);
+  });
+  await new Promise<void>((r) => srv.listen(0, '127.0.0.1', r));
+  t.teardown(() => srv.close());
+  const socket = net.connect((srv.address() as net.AddressInfo).port, '127.0.0.1');
+  t.teardown(() => socket.destroy());
+  const conn = { socket, received: '' };
+  socket.on('data', (d: Buffer) => (conn.received += d.toString()));
+  await new Promise((r) => socket.once('connect', r));
+  return conn;
 }
 
 t.test('replies held behind a slow command are bounded; all arrive in order once it ends', async (t) => {
@@ -24,25 +56,8 @@ t.test('replies held behind a slow command are bounded; all arrive in order once
       return a[1]!.toString();
     })],
   ]);
-  const stand = {
-    config: { requirepass: undefined },
-    parserLimits: () => ({ bulkBytesMax: 1 << 29, argsMax: 1 << 20, inlineBytesMax: 1 << 16, queryBufferBytesMax: 1 << 30 }),
-    markClock() {},
-    lookup: (n: Buffer) => specs.get(n.toString().toLowerCase()),
-    dispatch: (c: unknown, s: CommandSpec | undefined, a: Buffer[]) => s!.handler(c as never, a),
-    whenDurable: (cb: (e: Error | null) => void) => cb(null),
-    errorReply: (e: unknown) => e,
-    log: { warn() {}, error() {} },
-    onClientClosed() {},
-  } as unknown as Server;
-  const srv = net.createServer((s) => new Client(stand, s, 1));
-  await new Promise<void>((r) => srv.listen(0, '127.0.0.1', r));
-  t.teardown(() => srv.close());
-  const sock = net.connect((srv.address() as net.AddressInfo).port, '127.0.0.1');
-  t.teardown(() => sock.destroy());
-  let received = '';
-  sock.on('data', (d: Buffer) => (received += d.toString()));
-  await new Promise((r) => sock.once('connect', r));
+  const conn = await connect(t, standIn(specs));
+  const sock = conn.socket;
 
   const n = 20_000;
   const cmd = (name: string, arg: string) => `*2\r\n$${name.length}\r\n${name}\r\n$${arg.length}\r\n${arg}\r\n`;
@@ -50,13 +65,13 @@ t.test('replies held behind a slow command are bounded; all arrive in order once
   sock.write(Array.from({ length: n }, (_, i) => cmd('fast', String(i))).join(''));
   await new Promise((r) => setTimeout(r, 500));
   t.ok(started < pipelinedMax, `${started} commands started behind the slow one (limit ${pipelinedMax})`);
-  t.equal(received, '', 'nothing sent before the slow reply');
+  t.equal(conn.received, '', 'nothing sent before the slow reply');
 
   release!();
   const want = 1 + n;
   const deadline = Date.now() + 10_000;
-  while (Date.now() < deadline && received.split('\r\n').length - 1 < want) await new Promise((r) => setTimeout(r, 20));
-  const lines = received.split('\r\n').slice(0, -1);
+  while (Date.now() < deadline && conn.received.split('\r\n').length - 1 < want) await new Promise((r) => setTimeout(r, 20));
+  const lines = conn.received.split('\r\n').slice(0, -1);
   t.equal(lines.length, want, 'every reply arrived');
   t.equal(lines[0], '+slow-done');
   t.ok(
@@ -69,33 +84,15 @@ t.test('pipelined commands that finish together are answered in one socket write
   // One replica answer settles a batch of commands at once, each in its own microtask.
   const waiting: Array<() => void> = [];
   const specs = new Map<string, CommandSpec>([['wait', spec('wait', (_c, a) => new Promise((r) => waiting.push(() => r(a[1]!.toString()))))]]);
-  const stand = {
-    config: { requirepass: undefined },
-    parserLimits: () => ({ bulkBytesMax: 1 << 29, argsMax: 1 << 20, inlineBytesMax: 1 << 16, queryBufferBytesMax: 1 << 30 }),
-    markClock() {},
-    lookup: (n: Buffer) => specs.get(n.toString().toLowerCase()),
-    dispatch: (c: unknown, s: CommandSpec | undefined, a: Buffer[]) => s!.handler(c as never, a),
-    whenDurable: (cb: (e: Error | null) => void) => cb(null),
-    errorReply: (e: unknown) => e,
-    log: { warn() {}, error() {} },
-    onClientClosed() {},
-  } as unknown as Server;
   let writes = 0;
-  const srv = net.createServer((s) => {
+  const conn = await connect(t, standIn(specs), (s) => {
     const write = s.write.bind(s) as (...args: unknown[]) => boolean;
     s.write = ((...args: unknown[]) => {
       writes++;
       return write(...args);
     }) as typeof s.write;
-    new Client(stand, s, 1);
   });
-  await new Promise<void>((r) => srv.listen(0, '127.0.0.1', r));
-  t.teardown(() => srv.close());
-  const sock = net.connect((srv.address() as net.AddressInfo).port, '127.0.0.1');
-  t.teardown(() => sock.destroy());
-  let received = '';
-  sock.on('data', (d: Buffer) => (received += d.toString()));
-  await new Promise((r) => sock.once('connect', r));
+  const sock = conn.socket;
 
   const n = 16;
   const cmd = (arg: string) => `*2\r\n$4\r\nwait\r\n$${arg.length}\r\n${arg}\r\n`;
@@ -104,7 +101,7 @@ t.test('pipelined commands that finish together are answered in one socket write
   while (waiting.length < n && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
   t.equal(waiting.length, n, 'all 16 in flight at once (different keys)');
   for (const release of waiting) release(); // all in one go, as one replica answer settles them
-  const replies = (): string[] => received.match(/k\d+/g) ?? [];
+  const replies = (): string[] => conn.received.match(/k\d+/g) ?? [];
   while (replies().length < n && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
   t.same(replies(), Array.from({ length: n }, (_, i) => `k${i}`), 'every reply, in order');
   t.equal(writes, 1, 'in one write (it was one per reply)');
