@@ -77,10 +77,14 @@ export const scanCountDefault = 10;
 
 /** While the store cannot write (ENOSPC, EIO), retry the failed batch this often. */
 export const writeRetryIntervalMs = 250;
-/** First size of an in-memory write batch; it doubles as records arrive. */
-export const writeBatchBytesInitial = 64 * KiB;
-/** Largest buffer a new write batch starts with (it still grows past it for a big turn). */
-export const writeBatchBytesMax = 8 * MiB;
+/**
+ * Write batches are carved from slabs of at least this size (src/storage/writer.ts):
+ * a buffer per batch (64 KiB for a turn's 2 KiB) made V8 run a full GC every
+ * few thousand writes for the external memory alone.
+ */
+export const writeSlabBytesMin = 1 * MiB;
+/** Largest slab kept for further batches; one grown past it (a huge turn or value) serves its batch only. */
+export const writeSlabBytesMax = 8 * MiB;
 /** Recovery reads segments in windows of this size (records larger than it are read whole). */
 export const recoveryReadBytes = 4 * MiB;
 /**

@@ -33,7 +33,7 @@ import assert from 'node:assert/strict';
 import type { Logger } from 'pino';
 import { encodeRecordInto, encodeSegmentHeader, recordLength, SegmentFlag } from '../../protocol/record.js';
 import type { RecordFields } from '../../protocol/record.js';
-import { writeBatchBytesInitial, writeBatchBytesMax, writeRetryIntervalMs } from '../constants.js';
+import { writeRetryIntervalMs, writeSlabBytesMax, writeSlabBytesMin } from '../constants.js';
 import { StorageWriteError } from './errors.js';
 import { fsyncDir, io, writeFully } from './io.js';
 import type { Segment } from './segment.js';
@@ -44,6 +44,7 @@ interface Batch {
   segment: Segment;
   /** File offset of buf[0]. */
   start: number;
+  /** A view of its slab from the batch's first byte to the slab's end (see batchFor). */
   buf: Buffer;
   used: number;
   /** Sequence number of the last record in the batch. */
@@ -81,12 +82,20 @@ export class LogWriter {
   private dirDirty = false;
   private syncWanted = false;
   /**
-   * Size of the next batch's buffer: the size the last one grew to (at most
-   * writeBatchBytesMax), so a steady load allocates one buffer per batch
-   * instead of doubling its way up from 64 KiB every time (a churn of mid-size
-   * blocks that malloc kept as RSS).
+   * Batches are carved one after another from a slab, as Node carves small
+   * Buffers from its pool: a buffer per batch cost an allocation the size of a
+   * big turn for every small one, and V8 counts such external memory towards
+   * its full GCs. The slab's bytes before `slabFree` belong to batches (written
+   * or not; views of them may still be held, so they never change); the batch
+   * in `slabTail` owns the rest and may grow into it. A batch that outgrows
+   * the slab moves to a new one, twice its size (up to writeSlabBytesMax,
+   * which later slabs keep, so a steady heavy load does not double its way up
+   * every turn).
    */
-  private batchBytes = writeBatchBytesInitial;
+  private slab = Buffer.alloc(0);
+  private slabFree = 0;
+  private slabTail: Batch | null = null;
+  private slabBytes = writeSlabBytesMin;
   /** The 'everysec' fdatasync running beside the loop, if any. */
   private backgroundSync: Promise<void> | null = null;
   private running = false;
@@ -220,26 +229,37 @@ export class LogWriter {
   private batchFor(segment: Segment, need: number): Batch {
     const last = this.batches.at(-1);
     if (!last || last.frozen || last.segment !== segment) {
-      const b: Batch = {
-        segment,
-        start: segment.endOffset,
-        buf: Buffer.allocUnsafeSlow(Math.max(this.batchBytes, need)),
-        used: 0,
-        lastSeq: this.issuedSeq,
-        frozen: false,
-      };
+      const b: Batch = { segment, start: segment.endOffset, buf: this.carve(need), used: 0, lastSeq: this.issuedSeq, frozen: false };
+      this.slabTail = b;
       this.batches.push(b);
       return b;
     }
     if (last.used + need > last.buf.length) {
-      // Grow by doubling. Earlier readFromMemory() views keep the old buffer alive
-      // and still valid: its bytes never change.
-      const grown = Buffer.allocUnsafeSlow(Math.max(last.buf.length * 2, last.used + need));
-      this.batchBytes = Math.min(writeBatchBytesMax, Math.max(this.batchBytes, grown.length));
-      last.buf.copy(grown, 0, 0, last.used);
-      last.buf = grown;
+      // Move to a new slab. Earlier readFromMemory() views keep the old one
+      // alive and still valid: its bytes never change.
+      const want = Math.max(this.slabBytes, 2 * (last.used + need));
+      this.slabBytes = Math.min(writeSlabBytesMax, want);
+      this.newSlab(want);
+      last.buf.copy(this.slab, 0, 0, last.used);
+      last.buf = this.slab;
+      this.slabTail = last;
     }
     return last;
+  }
+
+  /** The slab's free space (at least `need` bytes) for a new batch; the batch before it stops growing. */
+  private carve(need: number): Buffer {
+    if (this.slabTail !== null) {
+      this.slabFree += this.slabTail.used;
+      this.slabTail = null;
+    }
+    if (this.slab.length - this.slabFree < need || this.slab.length > writeSlabBytesMax) this.newSlab(need);
+    return this.slab.subarray(this.slabFree);
+  }
+
+  private newSlab(need: number): void {
+    this.slab = Buffer.allocUnsafeSlow(Math.max(this.slabBytes, need));
+    this.slabFree = 0;
   }
 
   private schedule(): void {
