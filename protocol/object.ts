@@ -91,6 +91,12 @@ function readU64(buf: Buffer, offset: number): number {
   return buf.readUInt32LE(offset + 4) * two32 + buf.readUInt32LE(offset);
 }
 
+/** The position of `node` in the sorted vv entries (a sibling's node is always there: checked by the caller). */
+function vvIndexOf(vv: Array<[NodeId, number]>, node: NodeId): number {
+  for (let i = 0; i < vv.length; i++) if (vv[i]![0] === node) return i;
+  throw new Error(`sibling node ${node} missing from the vv`); // a bug here: encodeObject checked coverage
+}
+
 /**
  * Encodes an object into its canonical bytes (vv sorted by id, siblings by
  * dot, whatever order they come in). An object the format cannot represent
@@ -107,11 +113,9 @@ export function encodeObject(obj: VersionedObject): Buffer {
   if (!sorted) vv = vv.filter(([, c]) => c !== 0).sort(([a], [b]) => compareIds(a, b));
   if (vv.length > u16Max) throw new RangeError(`${vv.length} vv entries do not fit the format`);
   if (obj.siblings.length > u16Max) throw new RangeError(`${obj.siblings.length} siblings do not fit the format`);
-  const index = new Map<NodeId, number>();
   for (const [id, counter] of vv) {
     if (!isNodeId(id)) throw new RangeError(`node id ${JSON.stringify(id)} is not 40 lowercase hex characters`);
     if (!Number.isInteger(counter) || counter < 1 || counter > u32Max) throw new RangeError(`vv counter ${counter} out of range`);
-    index.set(id, index.size);
   }
   let siblings = obj.siblings;
   for (let i = 1; i < siblings.length; i++) {
@@ -149,7 +153,7 @@ export function encodeObject(obj: VersionedObject): Buffer {
   buf.writeUInt16LE(siblings.length, o);
   o += 2;
   for (const s of siblings) {
-    buf.writeUInt16LE(index.get(s.node)!, o);
+    buf.writeUInt16LE(vvIndexOf(vv, s.node), o);
     buf.writeUInt32LE(s.counter, o + 2);
     writeU64(buf, s.hlc, o + 6);
     writeU64(buf, s.expiresAtMs, o + 14);

@@ -303,8 +303,14 @@ export class Coordinator implements KeyValue {
     const first = this.#locks.runNow([key], () =>
       then(this.ports.replica.read(key), (local) => this.#version(key, local ?? emptyObject(), write, w, need)),
     );
-    const acked = isPromise(first) ? first.then((r) => r.acked) : first.acked;
-    return acked.then((unaccounted) => (unaccounted.length === 0 ? 1 : this.#setAgain(key, write, w, unaccounted)));
+    return new Promise((resolve, reject) => {
+      const done = (err: Error | null, unaccounted: VersionVector[]): void => {
+        if (err !== null) reject(err);
+        else resolve(unaccounted.length === 0 ? 1 : this.#setAgain(key, write, w, unaccounted));
+      };
+      if (isPromise(first)) first.then((round) => round.whenDone(done), reject);
+      else first.whenDone(done);
+    });
   }
 
   /** The slow path of #setAsOwner: version again over the vvs of the owners the first version missed. */
@@ -389,9 +395,9 @@ export class Coordinator implements KeyValue {
    * the quorum's context: it holds every dot this node issued for the key, so
    * the new counter is above all of them), applies it locally and sends it to
    * the other owners. Returns once applied here (synchronously when the local
-   * store answers at once), with `acked` for the W wait.
+   * store answers at once), with the write round for the W wait.
    *
-   * With `contextNeed` > 0, `acked` also waits until that many owners (this
+   * With `contextNeed` > 0, the round also waits until that many owners (this
    * one included: the version was built over its copy) answered, and resolves
    * with the version vectors of the owners whose copy the version did not
    * account for (empty: it supersedes everything they held). Answers beyond
@@ -404,7 +410,7 @@ export class Coordinator implements KeyValue {
     write: Entry | null,
     w: number,
     contextNeed = 0,
-  ): { acked: Promise<VersionVector[]> } | Promise<{ acked: Promise<VersionVector[]> }> {
+  ): WriteRound | Promise<WriteRound> {
     const self = this.ports.self;
     const owners = this.owners(key);
     let local = 0;
@@ -427,29 +433,28 @@ export class Coordinator implements KeyValue {
     for (const node of owners) {
       if (node !== self) this.ports.transport.sendWrite(node, item, tally, this.options.requestTimeoutMs);
     }
-    const result: { acked: Promise<VersionVector[]> } = tally;
-    if (!owners.includes(self)) return result;
+    if (!owners.includes(self)) return tally;
     const durable = (): void =>
       this.ports.replica.whenDurable((err) => (err ? tally.fail(self, err.message) : tally.answer(self, null)));
     try {
       const applied = this.ports.replica.apply(key, object, item.encoded);
       if (!isPromise(applied)) {
         durable();
-        return result;
+        return tally;
       }
       return applied.then(
         () => {
           durable();
-          return result;
+          return tally;
         },
         (e: Error) => {
           tally.fail(self, e.message);
-          return result;
+          return tally;
         },
       );
     } catch (e) {
       tally.fail(self, (e as Error).message);
-      return result;
+      return tally;
     }
   }
 

@@ -86,24 +86,25 @@ export class QuorumTally<T> {
 
 /**
  * The acknowledgements of one new version sent to a key's owners: the waiter
- * of every owner's write, this node's own included. `acked` resolves once
+ * of every owner's write, this node's own included. The round is done once
  * `need` owners have it, with the version vectors of those whose copy it did
  * not account for; or, when `need` cannot be reached, once every owner has
- * been heard: with at least `w` acknowledgements it still resolves (the
- * context check is best effort, the write stands on W), else it rejects with
- * the quorum error. The write path's tally: one object and one Promise per
- * write, where a QuorumTally, its maps and a promise chain cost several.
+ * been heard: with at least `w` acknowledgements it still succeeds (the
+ * context check is best effort, the write stands on W), else it fails with
+ * the quorum error. The write path's tally, so it is one object: whenDone
+ * takes a callback, and the Promise form (`acked`) is made only when asked
+ * for, off the hot path.
  */
 export class WriteRound implements Waiter<VersionVector | null> {
-  readonly acked: Promise<VersionVector[]>;
-  #resolve!: (unaccounted: VersionVector[]) => void;
-  #reject!: (err: Error) => void;
-  /** Owners heard from, one bit per index in `owners` (N <= 16). */
+  /** Owners heard from, one bit per index in `owners` (N <= 30). */
   #heard = 0;
   #acks = 0;
   #unaccounted: VersionVector[] | null = null;
   #failures: Array<[NodeId, string]> | null = null;
   #settled = false;
+  #error: Error | null = null;
+  #onDone: ((err: Error | null, unaccounted: VersionVector[]) => void) | null = null;
+  #acked: Promise<VersionVector[]> | null = null;
 
   constructor(
     readonly owners: readonly NodeId[],
@@ -114,11 +115,6 @@ export class WriteRound implements Waiter<VersionVector | null> {
     private readonly failed: (detail: string) => Error,
   ) {
     assert.ok(owners.length <= 30 && w >= 1 && w <= need && need <= owners.length, `write round ${w}/${need} of ${owners.length} is impossible`);
-    this.acked = new Promise((resolve, reject) => {
-      this.#resolve = resolve;
-      this.#reject = reject;
-    });
-    this.acked.catch(() => {}); // observed by the caller; this keeps an early failure from being "unhandled"
   }
 
   answer(node: NodeId, seen: VersionVector | null): void {
@@ -134,6 +130,22 @@ export class WriteRound implements Waiter<VersionVector | null> {
     this.#check();
   }
 
+  /** Calls fn once the round is done (at once if it is): the error, or the vvs it did not account for. One listener. */
+  whenDone(fn: (err: Error | null, unaccounted: VersionVector[]) => void): void {
+    assert.ok(this.#onDone === null, 'a write round has one listener');
+    if (this.#settled) fn(this.#error, this.#unaccounted ?? []);
+    else this.#onDone = fn;
+  }
+
+  /** whenDone as a Promise, rejected with the quorum error. */
+  get acked(): Promise<VersionVector[]> {
+    if (this.#acked === null) {
+      this.#acked = new Promise((resolve, reject) => this.whenDone((err, unaccounted) => (err ? reject(err) : resolve(unaccounted))));
+      this.#acked.catch(() => {}); // observed by the caller; this keeps an early failure from being "unhandled"
+    }
+    return this.#acked;
+  }
+
   /** Marks an owner heard; false for a node that is not an owner or was heard already. */
   #hear(node: NodeId): boolean {
     const i = this.owners.indexOf(node);
@@ -146,8 +158,8 @@ export class WriteRound implements Waiter<VersionVector | null> {
     if (this.#settled) return;
     if (this.#acks < this.need && this.#heard !== (1 << this.owners.length) - 1) return;
     this.#settled = true;
-    if (this.#acks >= this.w) this.#resolve(this.#unaccounted ?? []);
-    else this.#reject(this.failed(shortfall(this.#acks, this.w, this.owners.length, this.#failures ?? [])));
+    if (this.#acks < this.w) this.#error = this.failed(shortfall(this.#acks, this.w, this.owners.length, this.#failures ?? []));
+    this.#onDone?.(this.#error, this.#unaccounted ?? []);
   }
 }
 

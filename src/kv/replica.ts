@@ -27,7 +27,7 @@ interface Decoded {
 
 export class SegmentReplica implements ReplicaStore {
   readonly #locks = new KeyLocks();
-  /** key (latin1) → its last decoded or written object, in use order (oldest first). */
+  /** key (latin1) → its last decoded or written object, oldest first (see #remember). */
   readonly #decoded = new Map<string, Decoded>();
   /** Objects that failed to decode (kept for INFO; the key reads as missing and repair rewrites it). */
   corruptObjects = 0;
@@ -65,15 +65,24 @@ export class SegmentReplica implements ReplicaStore {
     return null;
   }
 
+  /**
+   * Keeps the decoded form. A key already held is updated in place and keeps
+   * its place, so eviction is first in, first out: moving it to the young end
+   * on every write (delete, then set) made V8 rehash the Map every few hundred
+   * writes of a hot key. A hot key evicted this way is decoded again once.
+   */
   #remember(k: string, bytes: Buffer, object: VersionedObject): void {
     if (bytes.length > decodedObjectBytesMax) {
       this.#decoded.delete(k);
       return;
     }
-    if (this.#decoded.size >= decodedObjectsMax && !this.#decoded.has(k)) {
-      this.#decoded.delete(this.#decoded.keys().next().value!);
+    const known = this.#decoded.get(k);
+    if (known !== undefined) {
+      known.bytes = bytes;
+      known.object = object;
+      return;
     }
-    this.#decoded.delete(k); // re-insert at the young end
+    if (this.#decoded.size >= decodedObjectsMax) this.#decoded.delete(this.#decoded.keys().next().value!);
     this.#decoded.set(k, { bytes, object });
   }
 
