@@ -127,6 +127,24 @@ t.test('write round: done at `need` acks; below it, once all are heard, W decide
   short.fail('c', 'UNREACHABLE');
   await t.rejects(short.acked, /^TRYAGAIN 1 of 2 needed \(3 asked; b: TIMEOUT, c: UNREACHABLE\)$/);
   t.throws(() => new WriteRound(['a'], 2, 2, failed), /impossible/);
+
+  // whenDone, the hot path's form: called synchronously at the deciding answer, or at once if decided.
+  const calls: string[] = [];
+  const cb = new WriteRound(owners, 2, 2, failed);
+  cb.whenDone((err, unaccounted) => calls.push(`first: ${err?.message ?? 'ok'} ${unaccounted.length}`));
+  cb.answer('a', null);
+  t.same(calls, [], 'one ack of two: not done');
+  cb.answer('b', vv);
+  t.same(calls, ['first: ok 1'], 'done at the second ack, in the same call');
+  cb.answer('c', null);
+  t.same(calls, ['first: ok 1'], 'once only');
+  t.throws(() => cb.whenDone(() => {}), /one listener/);
+  const late = new WriteRound(owners, 2, 2, failed);
+  late.answer('a', null);
+  late.fail('b', 'TIMEOUT');
+  late.fail('c', 'TIMEOUT');
+  late.whenDone((err) => calls.push(`late: ${err?.message}`));
+  t.same(calls.at(-1), 'late: TRYAGAIN 1 of 2 needed (3 asked; b: TIMEOUT, c: TIMEOUT)', 'a listener added after the end hears at once');
 });
 
 t.test('a write through one node is read through every other', async (t) => {
