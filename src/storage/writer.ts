@@ -236,8 +236,10 @@ export class LogWriter {
     }
     if (last.used + need > last.buf.length) {
       // Move to a new slab. Earlier readFromMemory() views keep the old one
-      // alive and still valid: its bytes never change.
-      const want = Math.max(this.slabBytes, 2 * (last.used + need));
+      // alive and still valid: its bytes never change. Doubling what the batch
+      // holds keeps a turn of many records linear; one huge record gets just
+      // its own room (twice a 512 MiB value would be a 1 GiB buffer).
+      const want = Math.max(this.slabBytes, 2 * last.used, last.used + need);
       this.slabBytes = Math.min(writeSlabBytesMax, want);
       this.newSlab(want);
       last.buf.copy(this.slab, 0, 0, last.used);

@@ -348,14 +348,14 @@ t.test('write batches are carved from one slab; a turn that outgrows it moves, a
   const pending = (offset: number, length: number) => w.readFromMemory(seg, offset, length)!;
 
   // Small turns: each is a batch of its own, all from one allocation.
-  const small: Array<{ offset: number; length: number }> = [];
+  const smalls: Array<{ offset: number; length: number }> = [];
   const buffers = new Set<ArrayBufferLike>();
   for (let turn = 0; turn < 50; turn++) {
     for (let i = 0; i < 4; i++) {
       const rec = record(`t${turn}-${i}`, 100);
       const offset = w.append(seg, rec);
       const length = 36 + rec.key.length + 100;
-      small.push({ offset, length });
+      smalls.push({ offset, length });
       buffers.add(pending(offset, length).buffer);
     }
     await written();
@@ -376,9 +376,17 @@ t.test('write batches are carved from one slab; a turn that outgrows it moves, a
   // Everything is in the file, in order, each record intact (checksums verified by the codec).
   const recs = recordsOf(segmentFiles(dir)[0]!);
   t.equal(recs.length, 200 + 13);
-  t.same(recs.slice(0, 200).map((r) => r.offset), small.map((s) => s.offset));
+  t.same(recs.slice(0, 200).map((r) => r.offset), smalls.map((s) => s.offset));
   t.equal(recs[200]!.record.key.toString(), 'big-0');
   t.equal(recs[212]!.record.value.length, 128 * 1024);
   t.ok(recs[212]!.record.value.equals(Buffer.alloc(128 * 1024, 'big-12')));
+
+  // One huge record joining an open batch gets the room it needs, not twice that.
+  const small = w.append(seg, record('before-huge', 10));
+  const huge = w.append(seg, record('huge', 20 * 1024 * 1024));
+  const slab = pending(huge, 36 + 4 + 20 * 1024 * 1024).buffer;
+  t.ok(slab.byteLength < 21 * 1024 * 1024, `slab of ${slab.byteLength} bytes for a 20 MiB record`);
+  t.equal(pending(small, 36 + 11 + 10).buffer, slab, 'the batch moved with it');
+  await written();
   await seg.close();
 });
