@@ -78,13 +78,12 @@ export const scanCountDefault = 10;
 /** While the store cannot write (ENOSPC, EIO), retry the failed batch this often. */
 export const writeRetryIntervalMs = 250;
 /**
- * Write batches are carved from slabs of at least this size (src/storage/writer.ts):
- * a buffer per batch (64 KiB for a turn's 2 KiB) made V8 run a full GC every
- * few thousand writes for the external memory alone.
+ * Write batches are carved from slabs of this size (src/storage/writer.ts): a
+ * buffer per batch (64 KiB for a turn's 2 KiB) made V8 run a full GC every few
+ * thousand writes for the external memory alone. A larger record gets a
+ * buffer of its own size.
  */
-export const writeSlabBytesMin = 1 * MiB;
-/** Largest slab kept for further batches; one grown past it (a huge turn or value) serves its batch only. */
-export const writeSlabBytesMax = 8 * MiB;
+export const writeSlabBytes = 1 * MiB;
 /** Recovery reads segments in windows of this size (records larger than it are read whole). */
 export const recoveryReadBytes = 4 * MiB;
 /**

@@ -1,9 +1,9 @@
 // The log writer: group commit for the segment store.
 //
-// put() encodes its record straight into an in-memory batch (a growable
-// buffer per segment) and returns. The first record of a batch schedules a
-// flush with setImmediate, so every record put in one event-loop turn goes to
-// disk with ONE write syscall. One loop (`run`) does all the I/O, so writes
+// put() encodes its record straight into an in-memory batch (a stretch of a
+// shared slab, see `slab`) and returns. The first record of a batch schedules
+// a flush with setImmediate, so every record put in one event-loop turn goes
+// to disk with ONE write syscall (one per 1 MiB slab a heavy turn fills). One loop (`run`) does all the I/O, so writes
 // and fsyncs never overlap and the order on disk is the order of put():
 //
 //   write every batch that is waiting ─► fdatasync (if the policy or a waiter
@@ -33,7 +33,7 @@ import assert from 'node:assert/strict';
 import type { Logger } from 'pino';
 import { encodeRecordInto, encodeSegmentHeader, recordLength, SegmentFlag } from '../../protocol/record.js';
 import type { RecordFields } from '../../protocol/record.js';
-import { writeRetryIntervalMs, writeSlabBytesMax, writeSlabBytesMin } from '../constants.js';
+import { writeRetryIntervalMs, writeSlabBytes } from '../constants.js';
 import { StorageWriteError } from './errors.js';
 import { fsyncDir, io, writeFully } from './io.js';
 import type { Segment } from './segment.js';
@@ -87,15 +87,14 @@ export class LogWriter {
    * big turn for every small one, and V8 counts such external memory towards
    * its full GCs. The slab's bytes before `slabFree` belong to batches (written
    * or not; views of them may still be held, so they never change); the batch
-   * in `slabTail` owns the rest and may grow into it. A batch that outgrows
-   * the slab moves to a new one, twice its size (up to writeSlabBytesMax,
-   * which later slabs keep, so a steady heavy load does not double its way up
-   * every turn).
+   * in `slabTail` owns the rest and may grow into it. A record that does not
+   * fit ends that batch, and the next batch of the segment starts in a new
+   * slab (one more write that turn, never a copy); a record larger than a
+   * slab gets a slab of its own size, dropped once written (see dropHugeSlab).
    */
   private slab = Buffer.alloc(0);
   private slabFree = 0;
   private slabTail: Batch | null = null;
-  private slabBytes = writeSlabBytesMin;
   /** The 'everysec' fdatasync running beside the loop, if any. */
   private backgroundSync: Promise<void> | null = null;
   private running = false;
@@ -228,40 +227,36 @@ export class LogWriter {
 
   private batchFor(segment: Segment, need: number): Batch {
     const last = this.batches.at(-1);
-    if (!last || last.frozen || last.segment !== segment) {
-      const b: Batch = { segment, start: segment.endOffset, buf: this.carve(need), used: 0, lastSeq: this.issuedSeq, frozen: false };
-      this.slabTail = b;
-      this.batches.push(b);
-      return b;
-    }
-    if (last.used + need > last.buf.length) {
-      // Move to a new slab. Earlier readFromMemory() views keep the old one
-      // alive and still valid: its bytes never change. Doubling what the batch
-      // holds keeps a turn of many records linear; one huge record gets just
-      // its own room (twice a 512 MiB value would be a 1 GiB buffer).
-      const want = Math.max(this.slabBytes, 2 * last.used, last.used + need);
-      this.slabBytes = Math.min(writeSlabBytesMax, want);
-      this.newSlab(want);
-      last.buf.copy(this.slab, 0, 0, last.used);
-      last.buf = this.slab;
-      this.slabTail = last;
-    }
-    return last;
+    if (last && !last.frozen && last.segment === segment && last.used + need <= last.buf.length) return last;
+    const b: Batch = { segment, start: segment.endOffset, buf: this.carve(need), used: 0, lastSeq: this.issuedSeq, frozen: false };
+    this.slabTail = b;
+    this.batches.push(b);
+    return b;
   }
 
-  /** The slab's free space (at least `need` bytes) for a new batch; the batch before it stops growing. */
+  /**
+   * The free space (at least `need` bytes) for a new batch, after the batch
+   * that held it stops growing. Allocates before changing anything, so a
+   * failed allocation leaves the open batch as it was.
+   */
   private carve(need: number): Buffer {
-    if (this.slabTail !== null) {
-      this.slabFree += this.slabTail.used;
-      this.slabTail = null;
+    const free = this.slabFree + (this.slabTail?.used ?? 0);
+    if (this.slab.length - free < need) {
+      this.slab = Buffer.allocUnsafeSlow(Math.max(writeSlabBytes, need));
+      this.slabFree = 0;
+    } else {
+      this.slabFree = free;
     }
-    if (this.slab.length - this.slabFree < need || this.slab.length > writeSlabBytesMax) this.newSlab(need);
+    this.slabTail = null;
     return this.slab.subarray(this.slabFree);
   }
 
-  private newSlab(need: number): void {
-    this.slab = Buffer.allocUnsafeSlow(Math.max(this.slabBytes, need));
+  /** Once every batch is written, a slab made for one huge record is let go rather than kept until the next record. */
+  private dropHugeSlab(): void {
+    if (this.batches.length > 0 || this.slab.length <= writeSlabBytes) return;
+    this.slab = Buffer.alloc(0);
     this.slabFree = 0;
+    this.slabTail = null;
   }
 
   private schedule(): void {
@@ -321,7 +316,7 @@ export class LogWriter {
     this.retryTimer.unref();
   }
 
-  /** Writes every batch waiting now: one write per segment touched. */
+  /** Writes every batch waiting now: one write per segment touched (and per slab a heavy turn filled). */
   private async writeBatches(): Promise<void> {
     const n = this.batches.length;
     for (let i = 0; i < n; i++) this.batches[i]!.frozen = true;
@@ -340,6 +335,7 @@ export class LogWriter {
       this.batches.shift();
       this.writtenSeq = b.lastSeq;
     }
+    this.dropHugeSlab();
   }
 
   /** The 'everysec' fdatasync, beside the loop; skipped if the previous one still runs. */

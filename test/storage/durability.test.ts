@@ -337,56 +337,87 @@ t.test('a forgotten segment is never fdatasynced again, even when the background
   t.equal(w.failure, null, 'the writer recovered');
 });
 
-t.test('write batches are carved from one slab; a turn that outgrows it moves, and every record stays intact', async (t) => {
+t.test('write batches are carved from one slab; a turn that fills it goes on in a new one, and every record stays intact', async (t) => {
   const dir = tempDir(t);
   const w = new LogWriter({ dir, fsync: 'no', logger: captureLog().logger, now: Date.now });
   t.teardown(() => w.stop());
   const seg = Segment.inDir(dir, 1, false);
+  const other = Segment.inDir(dir, 2, false);
   const record = (k: string, bytes: number) => ({ ...putRecord(k), value: Buffer.alloc(bytes, k) });
+  const length = (k: string, bytes: number) => 36 + k.length + bytes;
   const written = (): Promise<void> => new Promise((r) => w.whenDurable(() => r()));
   // The bytes of a record while it waits in its batch: a view of the batch's buffer.
-  const pending = (offset: number, length: number) => w.readFromMemory(seg, offset, length)!;
+  const pending = (s: Segment, offset: number, n: number) => w.readFromMemory(s, offset, n)!;
 
   // Small turns: each is a batch of its own, all from one allocation.
-  const smalls: Array<{ offset: number; length: number }> = [];
+  const smalls: number[] = [];
   const buffers = new Set<ArrayBufferLike>();
   for (let turn = 0; turn < 50; turn++) {
     for (let i = 0; i < 4; i++) {
-      const rec = record(`t${turn}-${i}`, 100);
-      const offset = w.append(seg, rec);
-      const length = 36 + rec.key.length + 100;
-      smalls.push({ offset, length });
-      buffers.add(pending(offset, length).buffer);
+      const offset = w.append(seg, record(`t${turn}-${i}`, 100));
+      smalls.push(offset);
+      buffers.add(pending(seg, offset, length(`t${turn}-${i}`, 100)).buffer);
     }
     await written();
   }
   t.equal(w.writes, 50, 'one write per turn');
   t.equal(buffers.size, 1, `50 small turns used ${buffers.size} buffers`);
 
-  // A turn bigger than the slab: its batch moves to a larger slab, and a view
-  // taken before the move still reads the same bytes.
+  // A turn larger than a slab: the batch ends where the slab does and the next
+  // one goes on in a new slab; nothing is copied, so earlier views stay put.
+  const writesBefore = w.writes;
   const first = w.append(seg, record('big-0', 100));
-  const before = Buffer.from(pending(first, 36 + 5 + 100));
-  const early = pending(first, 36 + 5 + 100);
-  for (let i = 1; i <= 12; i++) w.append(seg, record(`big-${i}`, 128 * 1024));
-  t.not(pending(first, 36 + 5 + 100).buffer, early.buffer, 'the batch moved to a new slab');
-  t.same(early, before, 'an earlier view still holds the same bytes');
+  const early = pending(seg, first, length('big-0', 100));
+  const copy = Buffer.from(early);
+  const slabs = new Set<ArrayBufferLike>([early.buffer]);
+  for (let i = 1; i <= 12; i++) {
+    const offset = w.append(seg, record(`big-${i}`, 128 * 1024));
+    slabs.add(pending(seg, offset, length(`big-${i}`, 128 * 1024)).buffer);
+  }
+  t.equal(slabs.size, 2, 'about 1.5 MiB in one turn: two slabs');
+  t.equal(pending(seg, first, length('big-0', 100)).buffer, early.buffer, 'the first record did not move');
+  t.same(early, copy);
+  await written();
+  t.equal(w.writes - writesBefore, 2, 'one write per slab');
+
+  // A record larger than a slab gets a buffer of its own size, let go once written.
+  const huge = w.append(seg, record('huge', 3 * 1024 * 1024));
+  const own = pending(seg, huge, length('huge', 3 * 1024 * 1024)).buffer;
+  t.ok(own.byteLength < 3 * 1024 * 1024 + 1024, `a buffer of ${own.byteLength} bytes for a 3 MiB record`);
+  await written();
+  const after = w.append(seg, record('after-huge', 10));
+  t.not(pending(seg, after, length('after-huge', 10)).buffer, own, 'the next record is in a slab of normal size');
   await written();
 
-  // Everything is in the file, in order, each record intact (checksums verified by the codec).
+  // A slab that cannot be allocated loses nothing: the open batch of another segment keeps its bytes.
+  const b1 = w.append(other, record('b1', 100));
+  const b1Bytes = Buffer.from(pending(other, b1, length('b1', 100)));
+  const allocate = Buffer.allocUnsafeSlow;
+  Buffer.allocUnsafeSlow = () => {
+    throw new RangeError('Array buffer allocation failed');
+  };
+  try {
+    t.throws(() => w.append(seg, record('no-room', 2 * 1024 * 1024)), /allocation failed/);
+  } finally {
+    Buffer.allocUnsafeSlow = allocate;
+  }
+  const b2 = w.append(other, record('b2', 100));
+  w.append(seg, record('a-after', 100));
+  t.same(pending(other, b1, length('b1', 100)), b1Bytes, "the other segment's record is intact");
+  t.equal(pending(other, b2, length('b2', 100)).readUInt32LE(12), 2, 'and the one after it');
+  await written();
+
+  // Everything is in the files, in order, each record intact (checksums verified by the codec).
   const recs = recordsOf(segmentFiles(dir)[0]!);
-  t.equal(recs.length, 200 + 13);
-  t.same(recs.slice(0, 200).map((r) => r.offset), smalls.map((s) => s.offset));
-  t.equal(recs[200]!.record.key.toString(), 'big-0');
-  t.equal(recs[212]!.record.value.length, 128 * 1024);
+  t.same(recs.slice(0, 200).map((r) => r.offset), smalls);
+  t.same(recs.slice(200).map((r) => r.record.key.toString()), [
+    ...Array.from({ length: 13 }, (_, i) => `big-${i}`),
+    'huge',
+    'after-huge',
+    'a-after',
+  ]);
   t.ok(recs[212]!.record.value.equals(Buffer.alloc(128 * 1024, 'big-12')));
-
-  // One huge record joining an open batch gets the room it needs, not twice that.
-  const small = w.append(seg, record('before-huge', 10));
-  const huge = w.append(seg, record('huge', 20 * 1024 * 1024));
-  const slab = pending(huge, 36 + 4 + 20 * 1024 * 1024).buffer;
-  t.ok(slab.byteLength < 21 * 1024 * 1024, `slab of ${slab.byteLength} bytes for a 20 MiB record`);
-  t.equal(pending(small, 36 + 11 + 10).buffer, slab, 'the batch moved with it');
-  await written();
+  t.same(recordsOf(segmentFiles(dir)[1]!).map((r) => r.record.key.toString()), ['b1', 'b2']);
   await seg.close();
+  await other.close();
 });
