@@ -146,9 +146,9 @@ export const memberWeightMax = 64;
  */
 export const siblingsMax = 64;
 /**
- * The replica keeps the decoded form of this many recently stored or decoded objects (with
- * their stored bytes, compared on every read), so a hot key is not decoded on
- * every read and write. Objects encoded larger than decodedObjectBytesMax are
+ * The replica keeps the decoded form of this many recently stored or decoded
+ * objects (with their stored bytes, compared on every read), so a hot key is
+ * not decoded on every read and write. Objects encoded larger than decodedObjectBytesMax are
  * not kept: at most 1024 x 8 KiB = 8 MiB of copies.
  */
 export const decodedObjectsMax = 1024;

@@ -4,11 +4,11 @@
 // writes from different coordinators are both kept as siblings, never lost.
 //
 // Decoding an object on every access was a large part of a hot key's cost, so
-// the decoded form of recently stored or read objects is kept next to the bytes it was
-// decoded from (or encoded to). A read still asks the store and uses the
-// decoded form only when the store returns those very bytes (same buffer, or
-// equal content): the store stays the one source of truth, whatever else
-// changes it (expiry, FLUSHALL, a rewrite of the storage layer).
+// the decoded form of recently stored or read objects is kept next to the
+// bytes it was decoded from (or encoded to). A read still asks the store and
+// uses the decoded form only when the store returns those very bytes (same
+// buffer, or equal content): the store stays the one source of truth, whatever
+// else changes it (expiry, FLUSHALL, a rewrite of the storage layer).
 
 import { decodeObject, encodeObjectOnce, objectExpiry } from '../../protocol/object.js';
 import type { ReplicaStore } from '../cluster/ports.js';

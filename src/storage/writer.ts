@@ -3,8 +3,9 @@
 // put() encodes its record straight into an in-memory batch (a stretch of a
 // shared slab, see `slab`) and returns. The first record of a batch schedules
 // a flush with setImmediate, so every record put in one event-loop turn goes
-// to disk with ONE write syscall (one per 1 MiB slab a heavy turn fills). One loop (`run`) does all the I/O, so writes
-// and fsyncs never overlap and the order on disk is the order of put():
+// to disk with ONE write syscall (one per 1 MiB slab a heavy turn fills). One
+// loop (`run`) does all the I/O, so writes and fsyncs never overlap and the
+// order on disk is the order of put():
 //
 //   write every batch that is waiting ─► fdatasync (if the policy or a waiter
 //   asks for it) ─► repeat while there is more; records put meanwhile wait
