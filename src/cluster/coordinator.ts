@@ -13,12 +13,12 @@
 // The coordinator is written against ports (transport, replica store, clock),
 // so tests can drive it over a fake network; src/node.ts wires the real ones.
 
-import { type Entry, type KeyValue, type ScanPage, type Update, isPromise, then } from '../kv/keyvalue.js';
+import { type Entry, type KeyValue, type Maybe, type ScanPage, type Update, isPromise, then } from '../kv/keyvalue.js';
 import { KeyLocks } from '../kv/locks.js';
 import { encodedObjectLength, encodeObjectOnce } from '../../protocol/object.js';
 import type { HybridClock } from './hlc.js';
 import { type Clock, type Random, type ReplicaStore, type Transport, type WriteWaiter, randomInt } from './ports.js';
-import { QuorumTally, WriteRound } from './quorum.js';
+import { type DoneListener, QuorumTally, WriteRound } from './quorum.js';
 import type { Ring } from './ring.js';
 import type { NodeId, PeerMessage, ReadItem, ReadResult, Sibling, VersionedObject, VersionVector, WriteItem, WriteResult } from './types.js';
 import { accountsFor, emptyObject, equalObjects, merge, mergeVV, resolve, update } from './version.js';
@@ -82,6 +82,8 @@ export interface CoordinatorStats {
   quorumFailures: number;
   /** SETs versioned a second time because an owner held writes the first version did not account for. */
   writeRetries: number;
+  /** SETs whose version took the place of an earlier SET's still queued for the owners (see #versionSet). */
+  writesCombined: number;
 }
 
 const toEntry = (s: Sibling | undefined): Entry | undefined =>
@@ -99,11 +101,33 @@ const ignoreWrite: WriteWaiter = { answer: () => {}, fail: () => {} };
 /** Cursor of a cluster-wide SCAN: which member (by index in the sorted ring nodes) and its local cursor. */
 const scanNodeBits = 1024;
 
+/** A SET's write round whose version is still queued for the other owners (see #versionSet). */
+interface OpenSet {
+  /** The one item queued for every other owner. */
+  item: WriteItem;
+  round: WriteRound;
+}
+
+/**
+ * How many bytes larger than the queued version a SET's version may be and
+ * still take its place: the queue counted the queued one's size to cut
+ * batches, and a version of the same key differs by a counter's byte or two
+ * (a larger value starts a round of its own).
+ */
+const rideAlongSlackBytes = 64;
+
 /** What every view of one node's coordinator shares. */
 interface Shared {
   stats: CoordinatorStats;
   /** Serialises the writes this node coordinates, per key, so its dots for a key are issued in order. */
   locks: KeyLocks;
+  /** SET rounds whose version has not gone on the wire yet, by key (latin1). */
+  open: Map<string, OpenSet>;
+}
+
+/** A write that may still be in progress: a WriteRound, or a SET riding along one. */
+interface Pending {
+  whenDone(fn: DoneListener): void;
 }
 
 export class Coordinator implements KeyValue {
@@ -117,8 +141,9 @@ export class Coordinator implements KeyValue {
     shared?: Shared,
   ) {
     this.#shared = shared ?? {
-      stats: { reads: 0, writes: 0, readRepairs: 0, forwardedWrites: 0, quorumFailures: 0, writeRetries: 0 },
+      stats: { reads: 0, writes: 0, readRepairs: 0, forwardedWrites: 0, quorumFailures: 0, writeRetries: 0, writesCombined: 0 },
       locks: new KeyLocks(),
+      open: new Map(),
     };
   }
 
@@ -301,27 +326,62 @@ export class Coordinator implements KeyValue {
     const { w } = this.quorum;
     const need = n - Math.min(w, n) + 1;
     const first = this.#locks.runNow([key], () =>
-      then(this.ports.replica.read(key), (local) => this.#version(key, local ?? emptyObject(), write, w, need)),
+      then(this.ports.replica.read(key), (local) => this.#versionSet(key, local ?? emptyObject(), write, w, need)),
     );
-    return new Promise((resolve, reject) => {
-      const done = (err: Error | null, unaccounted: VersionVector[]): void => {
+    return new Promise((resolve, reject) =>
+      whenDone(first, reject, (err, unaccounted) => {
         if (err !== null) reject(err);
         else resolve(unaccounted.length === 0 ? 1 : this.#setAgain(key, write, w, unaccounted));
-      };
-      if (isPromise(first)) first.then((round) => round.whenDone(done), reject);
-      else first.whenDone(done);
-    });
+      }),
+    );
   }
 
   /** The slow path of #setAsOwner: version again over the vvs of the owners the first version missed. */
-  async #setAgain(key: Buffer, write: Entry, w: number, unaccounted: VersionVector[]): Promise<number> {
+  #setAgain(key: Buffer, write: Entry, w: number, unaccounted: VersionVector[]): Promise<number> {
     this.stats.writeRetries++;
     const context: VersionedObject = { vv: unaccounted.reduce(mergeVV), siblings: [] };
-    const second = await this.#locks.runNow([key], () =>
-      then(this.ports.replica.read(key), (local) => this.#version(key, local === null ? context : merge(local, context), write, w)),
+    const second = this.#locks.runNow([key], () =>
+      then(this.ports.replica.read(key), (local) => this.#versionSet(key, local === null ? context : merge(local, context), write, w, 0)),
     );
-    await second.acked;
-    return 1;
+    return new Promise((resolve, reject) => whenDone(second, reject, (err) => (err !== null ? reject(err) : resolve(1))));
+  }
+
+  /**
+   * Versions a SET over `known` and sends it to the other owners (#version),
+   * unless a SET of the same key earlier in this turn still has its version
+   * queued for them (not yet on the wire) with the same levels: then this one
+   * rides along. Its version, built over the local copy that already holds
+   * the queued one, takes the queued one's place, so the owners get only the
+   * newer; the SET is done when that round is and its own local write is
+   * durable. SETs in progress at once may take effect in any order, and this
+   * order is the one they arrived in, so a SET acknowledged this way was
+   * overwritten by a newer one, never lost. A hot key then costs the owners
+   * one item per turn instead of one per SET.
+   */
+  #versionSet(key: Buffer, known: VersionedObject, write: Entry, w: number, contextNeed: number): Maybe<Pending> {
+    const name = key.toString('latin1');
+    const object = this.#nextVersion(known, write);
+    const open = this.#shared.open.get(name);
+    if (open !== undefined && !open.item.sent && open.item.report === contextNeed > 0 && open.round.w === Math.min(w, open.round.owners.length)) {
+      const owners = this.owners(key);
+      const encoded = encodeObjectOnce(object);
+      if (sameNodes(owners, open.round.owners) && encoded.length <= open.item.encoded.length + rideAlongSlackBytes) {
+        return this.#rideAlong(key, open, object, encoded);
+      }
+    }
+    return this.#version(key, object, w, contextNeed, name);
+  }
+
+  /** See #versionSet: `object` replaces the version queued in `open` for every other owner. */
+  #rideAlong(key: Buffer, open: OpenSet, object: VersionedObject, encoded: Buffer): Maybe<Pending> {
+    this.stats.writesCombined++;
+    open.item.object = object;
+    open.item.encoded = encoded;
+    const rider = new Rider(open.round, this.#writeFailed);
+    return then(
+      this.#applyHere(key, object, encoded, (err) => rider.local(err)),
+      () => rider,
+    );
   }
 
   /** A DEL, or a SET by a node that does not hold the key: read the causal context first (see coordinate). */
@@ -333,7 +393,7 @@ export class Coordinator implements KeyValue {
       const known = local === null ? context : merge(local, context);
       if (op === 'delete' && resolve(known, this.ports.clock.now()) === undefined) return undefined;
       // Awaiting #version waits for the local apply only (the next write here must see it), not the acks.
-      return this.#version(key, known, op === 'set' ? { value: value!, expiresAtMs } : null, w);
+      return this.#version(key, this.#nextVersion(known, op === 'set' ? { value: value!, expiresAtMs } : null), w);
     });
     if (outcome === undefined) return 0;
     await outcome.acked;
@@ -381,7 +441,7 @@ export class Coordinator implements KeyValue {
           if (wr === undefined) continue;
           const local = this.#isOwner(keys[i]!) ? await this.ports.replica.read(keys[i]!) : null;
           const known = local === null ? contexts[i]! : merge(local, contexts[i]!);
-          pending.push((await this.#version(keys[i]!, known, wr, w)).acked);
+          pending.push((await this.#version(keys[i]!, this.#nextVersion(known, wr), w)).acked);
         }
       }
       return result;
@@ -391,11 +451,12 @@ export class Coordinator implements KeyValue {
   }
 
   /**
-   * Builds the new version of one key over `known` (the local copy merged with
-   * the quorum's context: it holds every dot this node issued for the key, so
-   * the new counter is above all of them), applies it locally and sends it to
-   * the other owners. Returns once applied here (synchronously when the local
-   * store answers at once), with the write round for the W wait.
+   * Sends a new version of one key (#nextVersion over the local copy merged
+   * with the quorum's context: it holds every dot this node issued for the
+   * key, so the new counter is above all of them) to the other owners and
+   * applies it locally. Returns once applied here (synchronously when the
+   * local store answers at once), with the write round for the W wait.
+   * `openAs` (the key, for a SET) lets later SETs ride along (#versionSet).
    *
    * With `contextNeed` > 0, the round also waits until that many owners (this
    * one included: the version was built over its copy) answered, and resolves
@@ -404,27 +465,9 @@ export class Coordinator implements KeyValue {
    * the W acks are best effort, as a context read is: with fewer owners
    * reachable, the write stands on its W acks.
    */
-  #version(
-    key: Buffer,
-    known: VersionedObject,
-    write: Entry | null,
-    w: number,
-    contextNeed = 0,
-  ): WriteRound | Promise<WriteRound> {
+  #version(key: Buffer, object: VersionedObject, w: number, contextNeed = 0, openAs: string | null = null): Maybe<WriteRound> {
     const self = this.ports.self;
     const owners = this.owners(key);
-    let local = 0;
-    for (const s of known.siblings) if (s.hlc > local) local = s.hlc;
-    if (local > 0) this.ports.hlc.observe(local);
-    const object = update(
-      known,
-      known.vv,
-      self,
-      this.ports.hlc.now(),
-      write === null ? null : write.value,
-      write === null ? 0 : write.expiresAtMs,
-      this.options.siblingsMax,
-    );
     const wNeed = Math.min(w, owners.length);
     // On failure the round waits for every owner (the local fsync too), so the error counts them all.
     const tally = new WriteRound(owners, wNeed, Math.max(wNeed, Math.min(contextNeed, owners.length)), this.#writeFailed);
@@ -433,29 +476,50 @@ export class Coordinator implements KeyValue {
     for (const node of owners) {
       if (node !== self) this.ports.transport.sendWrite(node, item, tally, this.options.requestTimeoutMs);
     }
+    if (openAs !== null && !item.sent) this.#open(openAs, item, tally);
     if (!owners.includes(self)) return tally;
-    const durable = (): void =>
-      this.ports.replica.whenDurable((err) => (err ? tally.fail(self, err.message) : tally.answer(self, null)));
+    return then(
+      this.#applyHere(key, object, item.encoded, (err) => (err === null ? tally.answer(self, null) : tally.fail(self, err))),
+      () => tally,
+    );
+  }
+
+  /** The new version of a key over `known` (its siblings and context), with this node's next dot. */
+  #nextVersion(known: VersionedObject, write: Entry | null): VersionedObject {
+    let local = 0;
+    for (const s of known.siblings) if (s.hlc > local) local = s.hlc;
+    if (local > 0) this.ports.hlc.observe(local);
+    return update(
+      known,
+      known.vv,
+      this.ports.self,
+      this.ports.hlc.now(),
+      write === null ? null : write.value,
+      write === null ? 0 : write.expiresAtMs,
+      this.options.siblingsMax,
+    );
+  }
+
+  /** Applies a version to the local copy; `heard` gets null once it is durable, or why it failed. Waits only for the apply. */
+  #applyHere(key: Buffer, object: VersionedObject, encoded: Buffer, heard: (err: string | null) => void): Maybe<void> {
+    const durable = (): void => this.ports.replica.whenDurable((err) => heard(err ? err.message : null));
     try {
-      const applied = this.ports.replica.apply(key, object, item.encoded);
-      if (!isPromise(applied)) {
-        durable();
-        return tally;
-      }
-      return applied.then(
-        () => {
-          durable();
-          return tally;
-        },
-        (e: Error) => {
-          tally.fail(self, e.message);
-          return tally;
-        },
-      );
+      const applied = this.ports.replica.apply(key, object, encoded);
+      if (!isPromise(applied)) return durable();
+      return applied.then(durable, (e: Error) => heard(e.message));
     } catch (e) {
-      tally.fail(self, (e as Error).message);
-      return tally;
+      heard((e as Error).message);
     }
+  }
+
+  /** Notes a SET's round as open for riders until its version is sent (the entry goes when the round is done). */
+  #open(name: string, item: WriteItem, round: WriteRound): void {
+    const open = this.#shared.open;
+    const entry: OpenSet = { item, round };
+    open.set(name, entry);
+    round.whenDone(() => {
+      if (open.get(name) === entry) open.delete(name);
+    });
   }
 
   // --- the whole keyspace -----------------------------------------------------------
@@ -700,4 +764,56 @@ function mergeAll(objs: Iterable<VersionedObject | null>): VersionedObject {
     out = out === null ? o : equalObjects(out, o) ? out : merge(out, o);
   }
   return out ?? emptyObject();
+}
+
+/**
+ * A SET that rode along another's round (see Coordinator #versionSet): done
+ * when that round is, which counts the acks of the owners that got this SET's
+ * version, and this node's own write of it is durable (the round counted the
+ * write it replaced).
+ */
+class Rider implements Pending {
+  #waiting = 2;
+  #err: Error | null = null;
+  #unaccounted: VersionVector[] = [];
+  #onDone: DoneListener | null = null;
+
+  constructor(
+    round: WriteRound,
+    private readonly failed: (detail: string) => Error,
+  ) {
+    round.whenDone((err, unaccounted) => {
+      this.#err ??= err;
+      this.#unaccounted = unaccounted;
+      this.#one();
+    });
+  }
+
+  /** This node's write of the version is durable (null) or failed. */
+  local(err: string | null): void {
+    if (err !== null) this.#err ??= this.failed(`this node's write failed: ${err}`);
+    this.#one();
+  }
+
+  whenDone(fn: DoneListener): void {
+    if (this.#waiting === 0) fn(this.#err, this.#unaccounted);
+    else this.#onDone = fn;
+  }
+
+  #one(): void {
+    if (--this.#waiting === 0) this.#onDone?.(this.#err, this.#unaccounted);
+  }
+}
+
+/** Calls fn when a write (once it has started: `p` may still be applying here) is done; `reject` if it could not start. */
+function whenDone(p: Maybe<Pending>, reject: (e: Error) => void, fn: DoneListener): void {
+  if (isPromise(p)) p.then((w) => w.whenDone(fn), reject);
+  else p.whenDone(fn);
+}
+
+function sameNodes(a: readonly NodeId[], b: readonly NodeId[]): boolean {
+  if (a === b) return true;
+  if (a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
+  return true;
 }

@@ -106,7 +106,10 @@ function settleBatch<R, T>(
 }
 
 export const writeBatching: Batching<WriteItem, VersionVector | null> = {
-  message: (items) => ({ type: 'writeBatch', items }),
+  message: (items) => {
+    for (const item of items) item.sent = true; // its version is now fixed (see WriteItem.sent)
+    return { type: 'writeBatch', items };
+  },
   settle: (node, waiters, answer) =>
     settleBatch(
       node,

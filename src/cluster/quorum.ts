@@ -84,6 +84,9 @@ export class QuorumTally<T> {
   }
 }
 
+/** Hears how a write round ended: the quorum error, or the vvs of the owners whose copy the version did not account for. */
+export type DoneListener = (err: Error | null, unaccounted: VersionVector[]) => void;
+
 /**
  * The acknowledgements of one new version sent to a key's owners: the waiter
  * of every owner's write, this node's own included. The round is done once
@@ -103,7 +106,9 @@ export class WriteRound implements Waiter<VersionVector | null> {
   #failures: Array<[NodeId, string]> | null = null;
   #settled = false;
   #error: Error | null = null;
-  #onDone: ((err: Error | null, unaccounted: VersionVector[]) => void) | null = null;
+  #onDone: DoneListener | null = null;
+  /** Listeners after the first (SETs that rode along, see Coordinator #versionSet); null on most rounds. */
+  #moreOnDone: DoneListener[] | null = null;
   #acked: Promise<VersionVector[]> | null = null;
 
   constructor(
@@ -130,11 +135,11 @@ export class WriteRound implements Waiter<VersionVector | null> {
     this.#check();
   }
 
-  /** Calls fn once the round is done (at once if it is): the error, or the vvs it did not account for. One listener. */
-  whenDone(fn: (err: Error | null, unaccounted: VersionVector[]) => void): void {
-    assert.ok(this.#onDone === null, 'a write round has one listener');
+  /** Calls fn once the round is done (at once if it is): the error, or the vvs it did not account for. Listeners are called in the order they came. */
+  whenDone(fn: DoneListener): void {
     if (this.#settled) fn(this.#error, this.#unaccounted ?? []);
-    else this.#onDone = fn;
+    else if (this.#onDone === null) this.#onDone = fn;
+    else (this.#moreOnDone ??= []).push(fn);
   }
 
   /** whenDone as a Promise, rejected with the quorum error. */
@@ -159,7 +164,9 @@ export class WriteRound implements Waiter<VersionVector | null> {
     if (this.#acks < this.need && this.#heard !== (1 << this.owners.length) - 1) return;
     this.#settled = true;
     if (this.#acks < this.w) this.#error = this.failed(shortfall(this.#acks, this.w, this.owners.length, this.#failures ?? []));
-    this.#onDone?.(this.#error, this.#unaccounted ?? []);
+    const unaccounted = this.#unaccounted ?? [];
+    this.#onDone?.(this.#error, unaccounted);
+    if (this.#moreOnDone !== null) for (const fn of this.#moreOnDone) fn(this.#error, unaccounted);
   }
 }
 

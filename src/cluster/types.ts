@@ -108,6 +108,12 @@ export interface WriteItem {
    * covered it), for a coordinator's SET (see Coordinator.coordinate).
    */
   report: boolean;
+  /**
+   * Set by writeBatching.message once the item is in a request. Until then it
+   * is only queued, and the coordinator may still replace its version with a
+   * later SET's of the same key (see Coordinator, "riding along").
+   */
+  sent?: boolean;
 }
 
 /**

@@ -132,8 +132,17 @@ export class Server {
    * proto-max-bulk-len / client-query-buffer-limit apply to open connections too.
    * The unauthenticated limits are always given: a client created before CONFIG
    * SET requirepass becomes unauthenticated by RESET, and its parser needs them.
+   * One object for every client: each literal with getters has a hidden class
+   * of its own, and fifty of them made every limit check on the request path
+   * a megamorphic property load.
    */
   parserLimits(): ParserLimits {
+    return (this.#parserLimits ??= this.#liveParserLimits());
+  }
+
+  #parserLimits: ParserLimits | null = null;
+
+  #liveParserLimits(): ParserLimits {
     const config = this.config;
     return {
       get bulkBytesMax() {

@@ -90,6 +90,35 @@ t.test('concurrent SETs of one key through different nodes converge to one value
   t.match(seen[0], /^r19-/, 'the value is one of the last round');
 });
 
+t.test('SETs of one key arriving together ride one round, and every owner ends with the last', async (t) => {
+  const nodes = await startCluster(3);
+  t.teardown(() => stopAll(nodes));
+  const clients = Array.from({ length: 20 }, () => new Redis({ port: nodes[0]!.port, maxRetriesPerRequest: 0 }));
+  t.teardown(() => clients.forEach((c) => c.disconnect()));
+  // W=ALL: once acknowledged, every owner holds the round's version (a rider's, if one rode along).
+  await Promise.all(clients.map((c) => c.call('CONSISTENCY', 'WRITE', 'ALL')));
+  for (let round = 0; round < 10; round++) {
+    const replies = await Promise.all(clients.map((c, i) => c.set('hot', `r${round}-c${i}`)));
+    t.ok(replies.every((r) => r === 'OK'), `round ${round}: all 20 acknowledged`);
+  }
+  const combined = Number(/cluster_writes_combined:(\d+)/.exec(await cli(nodes[0]!.port, 'CLUSTER', 'INFO'))?.[1]);
+  t.ok(combined > 0, `SETs rode along (${combined} of 200)`);
+  // Each node's own copy (R=1 answers from it first), read before any quorum read could repair it.
+  const own = await Promise.all(
+    nodes.map(async (n) => {
+      const c = new Redis({ port: n.port, maxRetriesPerRequest: 0 });
+      try {
+        await c.call('CONSISTENCY', 'READ', 'ONE');
+        return await c.get('hot');
+      } finally {
+        c.disconnect();
+      }
+    }),
+  );
+  t.match(own[0], /^r9-c\d+$/, 'the coordinator holds a SET of the last round');
+  t.same(own, [own[0], own[0], own[0]], 'the other owners got the same last version');
+});
+
 t.test('a restarted node is repaired by reads', async (t) => {
   const nodes = await startCluster(3);
   t.teardown(() => stopAll(nodes));

@@ -74,6 +74,7 @@ function infoText(m: ClusterMember): string {
     ['cluster_read_repairs', m.coordinator.stats.readRepairs],
     ['cluster_quorum_failures', m.coordinator.stats.quorumFailures],
     ['cluster_write_retries', m.coordinator.stats.writeRetries],
+    ['cluster_writes_combined', m.coordinator.stats.writesCombined],
   ];
   return rows.map(([k, v]) => `${k}:${v}\r\n`).join('');
 }
