@@ -84,6 +84,8 @@ export interface CoordinatorStats {
   writeRetries: number;
   /** SETs whose version took the place of an earlier SET's still queued for the owners (see #versionSet). */
   writesCombined: number;
+  /** SETs an owner sent to the key's first owner because the key was contended (see #noteContended). */
+  contendedForwards: number;
 }
 
 const toEntry = (s: Sibling | undefined): Entry | undefined =>
@@ -116,6 +118,11 @@ interface OpenSet {
  */
 const rideAlongSlackBytes = 64;
 
+/** How long a node sends the SETs of a key it found contended to the key's first owner (see #noteContended). */
+const contendedForMs = 1000;
+/** Most keys noted as contended at once; past it no more are noted until some expire. */
+const contendedKeysMax = 1024;
+
 /** What every view of one node's coordinator shares. */
 interface Shared {
   stats: CoordinatorStats;
@@ -123,6 +130,8 @@ interface Shared {
   locks: KeyLocks;
   /** SET rounds whose version has not gone on the wire yet, by key (latin1). */
   open: Map<string, OpenSet>;
+  /** Keys whose SETs go to their first owner, until when (clock ms), by key (latin1): see #noteContended. */
+  contended: Map<string, number>;
 }
 
 /** A write that may still be in progress: a WriteRound, or a SET riding along one. */
@@ -141,9 +150,10 @@ export class Coordinator implements KeyValue {
     shared?: Shared,
   ) {
     this.#shared = shared ?? {
-      stats: { reads: 0, writes: 0, readRepairs: 0, forwardedWrites: 0, quorumFailures: 0, writeRetries: 0, writesCombined: 0 },
+      stats: { reads: 0, writes: 0, readRepairs: 0, forwardedWrites: 0, quorumFailures: 0, writeRetries: 0, writesCombined: 0, contendedForwards: 0 },
       locks: new KeyLocks(),
       open: new Map(),
+      contended: new Map(),
     };
   }
 
@@ -263,15 +273,32 @@ export class Coordinator implements KeyValue {
   /**
    * A blind write (SET) or delete, coordinated here if this node owns the key,
    * else by its first live owner; an owner that refuses the connection (dead
-   * before the detector noticed) passes the turn to the next.
+   * before the detector noticed) passes the turn to the next. A SET of a key
+   * this node found contended goes to the first live owner too (see
+   * #noteContended), unless that is this node.
    */
   #writeOrForward(key: Buffer, op: 'set' | 'delete', value: Buffer | null, expiresAtMs: number): Promise<number> {
     const self = this.ports.self;
     const owners = this.owners(key);
-    if (owners.includes(self)) return this.coordinate(key, op, value, expiresAtMs);
+    if (owners.includes(self)) {
+      if (op !== 'set' || this.#shared.contended.size === 0 || !this.#isContended(key)) return this.coordinate(key, op, value, expiresAtMs);
+      const ahead: NodeId[] = [];
+      for (const o of owners) {
+        if (o === self) break;
+        if (this.ports.isUp(o)) ahead.push(o);
+      }
+      if (ahead.length === 0) return this.coordinate(key, op, value, expiresAtMs);
+      this.stats.contendedForwards++;
+      return this.#forward(ahead, key, op, value, expiresAtMs, () => this.coordinate(key, op, value, expiresAtMs));
+    }
     const line = owners.filter((o) => this.ports.isUp(o));
     if (line.length === 0) return Promise.reject(new NoOwnerError('the key'));
     this.stats.forwardedWrites++;
+    return this.#forward(line, key, op, value, expiresAtMs, null);
+  }
+
+  /** Asks the owners in `line`, in order, to coordinate a write; when all refuse the connection, `last` (if given) runs it here. */
+  #forward(line: NodeId[], key: Buffer, op: 'set' | 'delete', value: Buffer | null, expiresAtMs: number, last: (() => Promise<number>) | null): Promise<number> {
     const { r, w } = this.quorum;
     const attempt = (i: number): Promise<number> =>
       this.#ask(line[i]!, { type: 'coordinate', op, key, value, expiresAtMs, r, w }).then(
@@ -280,11 +307,40 @@ export class Coordinator implements KeyValue {
           throw new PeerReplyError(`ERR unexpected answer ${m.type} from ${line[i]}`);
         },
         (err: Error & { code?: string }) => {
-          if (err.code === 'UNREACHABLE' && i + 1 < line.length) return attempt(i + 1);
+          if (err.code !== 'UNREACHABLE') throw err;
+          if (i + 1 < line.length) return attempt(i + 1);
+          if (last !== null) return last();
           throw err;
         },
       );
     return attempt(0);
+  }
+
+  /**
+   * A SET this node coordinated missed a concurrent version of the key held
+   * by other owners: several nodes are writing it at once, and each such SET
+   * costs a second round. For contendedForMs the SETs of that key go to its
+   * first live owner, which then versions them all: they combine there
+   * (#versionSet) and need no second round. Keys that are not contended are
+   * never noted, so they keep the one-hop path.
+   */
+  #noteContended(key: Buffer): void {
+    const owners = this.owners(key);
+    if (owners[0] === this.ports.self) return; // the first owner keeps coordinating
+    const contended = this.#shared.contended;
+    const now = this.ports.clock.now();
+    if (contended.size >= contendedKeysMax) for (const [name, until] of contended) if (until <= now) contended.delete(name);
+    if (contended.size < contendedKeysMax) contended.set(key.toString('latin1'), now + contendedForMs);
+  }
+
+  #isContended(key: Buffer): boolean {
+    const contended = this.#shared.contended;
+    const name = key.toString('latin1');
+    const until = contended.get(name);
+    if (until === undefined) return false;
+    if (until > this.ports.clock.now()) return true;
+    contended.delete(name);
+    return false;
   }
 
   /**
@@ -331,7 +387,11 @@ export class Coordinator implements KeyValue {
     return new Promise((resolve, reject) =>
       whenDone(first, reject, (err, unaccounted) => {
         if (err !== null) reject(err);
-        else resolve(unaccounted.length === 0 ? 1 : this.#setAgain(key, write, w, unaccounted));
+        else if (unaccounted.length === 0) resolve(1);
+        else {
+          this.#noteContended(key);
+          resolve(this.#setAgain(key, write, w, unaccounted));
+        }
       }),
     );
   }

@@ -330,6 +330,35 @@ t.test('a SET rides along only a round with its own levels, and shares that roun
   t.equal(c.coords[0]!.stats.writesCombined, 1);
 });
 
+t.test('an owner that finds a key contended sends its SETs to the first owner for a while', async (t) => {
+  const c = cluster([0, 0, 0], { r: 2, w: 2 }, true);
+  const key = k('contended');
+  const owners = c.coords[0]!.owners(key);
+  const first = c.coords[c.ids.indexOf(owners[0]!)]!;
+  const other = c.coords[c.ids.indexOf(owners[1]!)]!;
+  // Both version the key at once: the other owner's SET misses the first's and takes a second round.
+  await Promise.all([first.set(key, k('a'), 0), other.set(key, k('b'), 0)]);
+  t.equal(other.stats.writeRetries, 1, 'the other owner versioned again');
+  t.equal(first.stats.contendedForwards, 0, 'the first owner keeps coordinating');
+  await settle(); // every owner has both second versions
+  const combinedBefore = first.stats.writesCombined;
+  // Now its SETs of the key go to the first owner, which combines them with its own: no second round.
+  await Promise.all([first.set(key, k('c'), 0), other.set(key, k('d'), 0), other.set(k('calm'), k('x'), 0)]);
+  t.equal(other.stats.contendedForwards, 1, 'one SET forwarded; the key that is not contended stays here');
+  t.equal(other.stats.writeRetries, 1, 'no new second round');
+  t.equal(first.stats.writesCombined, combinedBefore + 1, 'the forwarded SET rode along the first owner\'s');
+  await settle();
+  for (const node of c.coords) t.equal((await node.get(key))?.value.toString(), 'd', 'the forwarded SET arrived last');
+  // After contendedForMs the owner coordinates the key itself again.
+  c.tick(1001);
+  await other.set(key, k('e'), 0);
+  t.equal(other.stats.contendedForwards, 1);
+  // With the first owner unreachable, a contended SET is coordinated here.
+  await Promise.all([first.set(key, k('f'), 0), other.set(key, k('g'), 0)]);
+  c.down.add(owners[0]!);
+  t.equal(await other.set(key, k('h'), 0), undefined, 'coordinated here when the first owner refuses');
+});
+
 t.test('a readBatch answer keeps under readAnswerBytesMax: objects past it come back as `again`', async (t) => {
   const c = cluster();
   const value = Buffer.alloc(600, 7);
