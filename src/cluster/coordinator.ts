@@ -118,6 +118,9 @@ interface OpenSet {
  */
 const rideAlongSlackBytes = 64;
 
+/** Open SET rounds kept before those already sent are swept (see #open). */
+const openSetsSweepAt = 256;
+
 /** How long a node sends the SETs of a key it found contended to the key's first owner (see #noteContended). */
 const contendedForMs = 1000;
 /** Most keys noted as contended at once; past it no more are noted until some expire. */
@@ -130,6 +133,8 @@ interface Shared {
   locks: KeyLocks;
   /** SET rounds whose version has not gone on the wire yet, by key (latin1). */
   open: Map<string, OpenSet>;
+  /** Size of `open` at which the next sweep runs (see #open). */
+  openSweepAt: number;
   /** Keys whose SETs go to their first owner, until when (clock ms), by key (latin1): see #noteContended. */
   contended: Map<string, number>;
 }
@@ -153,6 +158,7 @@ export class Coordinator implements KeyValue {
       stats: { reads: 0, writes: 0, readRepairs: 0, forwardedWrites: 0, quorumFailures: 0, writeRetries: 0, writesCombined: 0, contendedForwards: 0 },
       locks: new KeyLocks(),
       open: new Map(),
+      openSweepAt: openSetsSweepAt,
       contended: new Map(),
     };
   }
@@ -532,7 +538,7 @@ export class Coordinator implements KeyValue {
     // On failure the round waits for every owner (the local fsync too), so the error counts them all.
     const tally = new WriteRound(owners, wNeed, Math.max(wNeed, Math.min(contextNeed, owners.length)), this.#writeFailed);
     // One item for every other owner; the transport batches a turn's writes per owner (writeBatch).
-    const item: WriteItem = { key, object, encoded: encodeObjectOnce(object), report: contextNeed > 0 };
+    const item: WriteItem = { key, object, encoded: encodeObjectOnce(object), report: contextNeed > 0, sent: false };
     for (const node of owners) {
       if (node !== self) this.ports.transport.sendWrite(node, item, tally, this.options.requestTimeoutMs);
     }
@@ -572,14 +578,21 @@ export class Coordinator implements KeyValue {
     }
   }
 
-  /** Notes a SET's round as open for riders until its version is sent (the entry goes when the round is done). */
+  /**
+   * Notes a SET's round as open for riders until its version is sent. Entries
+   * whose version went out are swept once openSweepAt are kept, rather
+   * than each removed by a listener of its own: on a path where every SET is
+   * of another key, that listener was most of what riding along cost.
+   */
   #open(name: string, item: WriteItem, round: WriteRound): void {
-    const open = this.#shared.open;
-    const entry: OpenSet = { item, round };
-    open.set(name, entry);
-    round.whenDone(() => {
-      if (open.get(name) === entry) open.delete(name);
-    });
+    const shared = this.#shared;
+    const open = shared.open;
+    if (open.size >= shared.openSweepAt) {
+      for (const [n, e] of open) if (e.item.sent === true) open.delete(n);
+      // A turn with more SETs than that (a deep pipeline) would sweep at every one: wait for twice what is left.
+      shared.openSweepAt = Math.max(openSetsSweepAt, 2 * open.size);
+    }
+    open.set(name, { item, round });
   }
 
   // --- the whole keyspace -----------------------------------------------------------
