@@ -855,7 +855,9 @@ function sequences(nowMs: number): Record<string, Step[]> {
       s(Buffer.from('c\xc3\xa9md', 'latin1')),
       s(''),
       s('', 'x'),
-      s('GET\x00', 'x'),
+      // Not "GET\0": Redis 7.0 looks a name up by a hash of all its bytes but compares with strcasecmp,
+      // which stops at the NUL, so whether it runs as GET depends on the process's random hash seed
+      // (a fresh-clone CI run saw Redis run it as GET). Ours always answers unknown command.
       s('get'),
       s('GeT'),
       s('GET', 'a', 'b'),
