@@ -41,8 +41,7 @@
 //   11 count      u64 n
 //   12 flushAll   (empty)
 //   13 error      str code, str message
-//   14 coordinate bool delete (0 set, 1 delete), bytes key, bool hasValue, [bytes value],
-//                 u64 expiresAtMs, u32 r, u32 w
+//   14 (retired: coordinate, now an item of coordinateBatch)
 //   15, 16 (retired: writeObject and written, now an item of writeBatch and its result)
 //   19 readBatch  u32 n (1..BATCH_ITEMS_MAX), n x (bytes key, bool versionOnly): the keys one
 //                 coordinator asks one replica for in one turn of its event loop; versionOnly: the
@@ -58,6 +57,11 @@
 //                 1 done but not accounted for, then bytes object: the replica's version vector before
 //                 the write (an object with no siblings); 2 failed, then str message (this item alone
 //                 failed, e.g. a full disk)
+//   21 coordinateBatch u32 n (1..BATCH_ITEMS_MAX), n x (bool delete (0 set, 1 delete), bytes key,
+//                 bool hasValue, [bytes value], u64 expiresAtMs, u32 r, u32 w): the writes one node
+//                 asks one owner to coordinate in one turn of its event loop, answered once all are done
+//   22 coordinated u32 n, n x result, one per item in order: u8 0 done, then u64 count (1 for a set;
+//                 for a delete, whether the key existed); 1 failed, then str message (the client's reply)
 // A payload must be consumed exactly: trailing bytes are a bad payload.
 //
 // Handshake steps (kind 4), the only frames accepted before a connection is
@@ -79,7 +83,7 @@
 // a list of chunks) so a 512 MB value is not copied to be framed.
 
 import { createHmac, timingSafeEqual } from 'node:crypto';
-import type { MemberState, NodeId, PeerMessage, PeerMessageType, ReadItem, ReadResult, VersionedObject, WriteItem, WriteResult } from '../src/cluster/types.js';
+import type { CoordinateItem, CoordinateResult, MemberState, NodeId, PeerMessage, PeerMessageType, ReadItem, ReadResult, VersionedObject, WriteItem, WriteResult } from '../src/cluster/types.js';
 import { crc32c } from './crc32c.js';
 import { decodeObject, encodeObjectOnce, type ObjectLimits } from './object.js';
 
@@ -125,15 +129,16 @@ export const MessageTypeCode: Record<PeerMessageType, number> = {
   count: 11,
   flushAll: 12,
   error: 13,
-  coordinate: 14,
   writeBatch: 17,
   writtenBatch: 18,
   readBatch: 19,
   objects: 20,
+  coordinateBatch: 21,
+  coordinated: 22,
 };
 
 /**
- * Most items in one writeBatch or readBatch (and so in one answer): a
+ * Most items in one writeBatch, readBatch or coordinateBatch (and so in one answer): a
  * coordinator starts another batch past it, and a decoder refuses more. It
  * bounds the work one request makes a replica do before it answers.
  */
@@ -363,14 +368,29 @@ function writeMessage(w: ChunkWriter, msg: PeerMessage): void {
       w.u32(msg.args.length, 'forward.args length');
       for (const a of msg.args) w.bytes(a, 'forward.arg');
       return;
-    case 'coordinate':
-      w.bool(msg.op === 'delete');
-      w.bytes(msg.key, 'coordinate.key');
-      w.bool(msg.value !== null);
-      if (msg.value !== null) w.bytes(msg.value, 'coordinate.value');
-      w.u64(msg.expiresAtMs, 'coordinate.expiresAtMs');
-      w.u32(msg.r, 'coordinate.r');
-      w.u32(msg.w, 'coordinate.w');
+    case 'coordinateBatch':
+      writeBatchCount(w, 'coordinateBatch.items length', msg.items.length, 1);
+      for (const item of msg.items) {
+        w.bool(item.op === 'delete');
+        w.bytes(item.key, 'coordinateBatch.key');
+        w.bool(item.value !== null);
+        if (item.value !== null) w.bytes(item.value, 'coordinateBatch.value');
+        w.u64(item.expiresAtMs, 'coordinateBatch.expiresAtMs');
+        w.u32(item.r, 'coordinateBatch.r');
+        w.u32(item.w, 'coordinateBatch.w');
+      }
+      return;
+    case 'coordinated':
+      writeBatchCount(w, 'coordinated.results length', msg.results.length, 0);
+      for (const r of msg.results) {
+        if (typeof r === 'number') {
+          w.u8(0);
+          w.u64(r, 'coordinated.count');
+        } else {
+          w.u8(1);
+          w.str(r.error, 'coordinated.error');
+        }
+      }
       return;
     case 'reply':
       w.bytes(msg.resp, 'reply.resp');
@@ -672,12 +692,29 @@ function readMessage(type: PeerMessageType, r: Reader): PeerMessage {
       for (let i = 0; i < n; i++) args.push(r.bytes('forward.arg'));
       return { type, args, resp3, r: rq, w: wq };
     }
-    case 'coordinate': {
-      const op = r.bool('coordinate.op') ? 'delete' : 'set';
-      const key = r.bytes('coordinate.key');
-      const value = r.bool('coordinate.hasValue') ? r.bytes('coordinate.value') : null;
-      const expiresAtMs = r.u64('coordinate.expiresAtMs');
-      return { type, op, key, value, expiresAtMs, r: r.u32('coordinate.r'), w: r.u32('coordinate.w') };
+    case 'coordinateBatch': {
+      // The smallest item: op, empty key, no value, expiry, r, w.
+      const n = readBatchCount(r, 'coordinateBatch.items length', 1 + 4 + 1 + 8 + 4 + 4, 1);
+      const items: CoordinateItem[] = [];
+      for (let i = 0; i < n; i++) {
+        const op = r.bool('coordinateBatch.op') ? 'delete' : 'set';
+        const key = r.bytes('coordinateBatch.key');
+        const value = r.bool('coordinateBatch.hasValue') ? r.bytes('coordinateBatch.value') : null;
+        const expiresAtMs = r.u64('coordinateBatch.expiresAtMs');
+        items.push({ op, key, value, expiresAtMs, r: r.u32('coordinateBatch.r'), w: r.u32('coordinateBatch.w') });
+      }
+      return { type, items };
+    }
+    case 'coordinated': {
+      const n = readBatchCount(r, 'coordinated.results length', 1 + 4, 0);
+      const results: CoordinateResult[] = [];
+      for (let i = 0; i < n; i++) {
+        const status = r.u8('coordinated.status');
+        if (status === 0) results.push(r.u64('coordinated.count'));
+        else if (status === 1) results.push({ error: r.str('coordinated.error') });
+        else throw new BadPayload(`coordinated.status must be 0 or 1, got ${status}`);
+      }
+      return { type, results };
     }
     case 'reply':
       return { type, resp: r.bytes('reply.resp') };

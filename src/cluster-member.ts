@@ -177,7 +177,7 @@ export class ClusterMember {
   #handle(from: NodeId, msg: PeerMessage): Promise<PeerMessage> | PeerMessage {
     if (msg.type === 'gossip') return this.gossip.handle(from, msg);
     if (msg.type === 'forward') return this.#runForwarded(msg);
-    const answer = this.coordinator.handle(msg);
+    const answer = this.coordinator.handle(msg, (e) => this.server.errorReply(e).message);
     if (answer === undefined) return { type: 'error', code: 'ERR', message: `ERR unexpected request ${msg.type}` };
     return Promise.resolve(answer).catch((err: Error) => ({ type: 'error', code: 'ERR', message: this.server.errorReply(err).message }));
   }

@@ -20,7 +20,7 @@ import type { HybridClock } from './hlc.js';
 import { type Clock, type Random, type ReplicaStore, type Transport, type WriteWaiter, randomInt } from './ports.js';
 import { type DoneListener, QuorumTally, WriteRound } from './quorum.js';
 import type { Ring } from './ring.js';
-import type { NodeId, PeerMessage, ReadItem, ReadResult, Sibling, VersionedObject, VersionVector, WriteItem, WriteResult } from './types.js';
+import type { CoordinateItem, CoordinateResult, NodeId, PeerMessage, ReadItem, ReadResult, Sibling, VersionedObject, VersionVector, WriteItem, WriteResult } from './types.js';
 import { accountsFor, emptyObject, equalObjects, merge, mergeVV, resolve, update } from './version.js';
 
 export interface Quorum {
@@ -86,6 +86,8 @@ export interface CoordinatorStats {
   writesCombined: number;
   /** SETs an owner sent to the key's first owner because the key was contended (see #noteContended). */
   contendedForwards: number;
+  /** SETs sent to an owner whose value took the place of an earlier SET's still queued for it (see #forward). */
+  forwardsCombined: number;
 }
 
 const toEntry = (s: Sibling | undefined): Entry | undefined =>
@@ -110,6 +112,13 @@ interface OpenSet {
   round: WriteRound;
 }
 
+/** A SET sent to an owner to coordinate, its item still queued for it (see #forward). */
+interface OpenForward {
+  item: CoordinateItem;
+  to: NodeId;
+  outcome: Promise<number>;
+}
+
 /**
  * How many bytes larger than the queued version a SET's version may be and
  * still take its place: the queue counted the queued one's size to cut
@@ -118,8 +127,8 @@ interface OpenSet {
  */
 const rideAlongSlackBytes = 64;
 
-/** Open SET rounds kept before those already sent are swept (see #open). */
-const openSetsSweepAt = 256;
+/** Queued entries kept before those already sent are swept (see Queued). */
+const queuedSweepAt = 256;
 
 /** How long a node sends the SETs of a key it found contended to the key's first owner (see #noteContended). */
 const contendedForMs = 1000;
@@ -132,9 +141,9 @@ interface Shared {
   /** Serialises the writes this node coordinates, per key, so its dots for a key are issued in order. */
   locks: KeyLocks;
   /** SET rounds whose version has not gone on the wire yet, by key (latin1). */
-  open: Map<string, OpenSet>;
-  /** Size of `open` at which the next sweep runs (see #open). */
-  openSweepAt: number;
+  open: Queued<OpenSet>;
+  /** SETs sent to an owner to coordinate whose item has not gone on the wire yet, by key (latin1). */
+  forwards: Queued<OpenForward>;
   /** Keys whose SETs go to their first owner, until when (clock ms), by key (latin1): see #noteContended. */
   contended: Map<string, number>;
 }
@@ -155,10 +164,20 @@ export class Coordinator implements KeyValue {
     shared?: Shared,
   ) {
     this.#shared = shared ?? {
-      stats: { reads: 0, writes: 0, readRepairs: 0, forwardedWrites: 0, quorumFailures: 0, writeRetries: 0, writesCombined: 0, contendedForwards: 0 },
+      stats: {
+        reads: 0,
+        writes: 0,
+        readRepairs: 0,
+        forwardedWrites: 0,
+        quorumFailures: 0,
+        writeRetries: 0,
+        writesCombined: 0,
+        contendedForwards: 0,
+        forwardsCombined: 0,
+      },
       locks: new KeyLocks(),
-      open: new Map(),
-      openSweepAt: openSetsSweepAt,
+      open: new Queued(),
+      forwards: new Queued(),
       contended: new Map(),
     };
   }
@@ -295,31 +314,67 @@ export class Coordinator implements KeyValue {
       }
       if (ahead.length === 0) return this.coordinate(key, op, value, expiresAtMs);
       this.stats.contendedForwards++;
-      return this.#forward(ahead, key, op, value, expiresAtMs, () => this.coordinate(key, op, value, expiresAtMs));
+      return this.#forward(ahead, key, op, value, expiresAtMs, true);
     }
     const line = owners.filter((o) => this.ports.isUp(o));
     if (line.length === 0) return Promise.reject(new NoOwnerError('the key'));
     this.stats.forwardedWrites++;
-    return this.#forward(line, key, op, value, expiresAtMs, null);
+    return this.#forward(line, key, op, value, expiresAtMs, false);
   }
 
-  /** Asks the owners in `line`, in order, to coordinate a write; when all refuse the connection, `last` (if given) runs it here. */
-  #forward(line: NodeId[], key: Buffer, op: 'set' | 'delete', value: Buffer | null, expiresAtMs: number, last: (() => Promise<number>) | null): Promise<number> {
+  /**
+   * Asks the owners in `line`, in order, to coordinate a write; when all
+   * refuse the connection, `local` (if set) coordinates it here. The item
+   * travels in the turn's coordinateBatch to that owner. A SET of a key
+   * whose forwarded SET is still queued for the same owner with the same
+   * levels rides along it, as SETs do on an owner (#versionSet): its value
+   * takes the queued one's place and it shares that SET's outcome. Such SETs
+   * were in progress at once and take effect in arrival order, so the one
+   * replaced was overwritten, never lost; the owner gets one item per key
+   * and turn instead of one per SET.
+   */
+  #forward(line: NodeId[], key: Buffer, op: 'set' | 'delete', value: Buffer | null, expiresAtMs: number, local: boolean): Promise<number> {
     const { r, w } = this.quorum;
-    const attempt = (i: number): Promise<number> =>
-      this.#ask(line[i]!, { type: 'coordinate', op, key, value, expiresAtMs, r, w }).then(
-        (m) => {
-          if (m.type === 'count') return m.n;
-          throw new PeerReplyError(`ERR unexpected answer ${m.type} from ${line[i]}`);
+    const name = op === 'set' ? key.toString('latin1') : null;
+    if (name !== null) {
+      const open = this.#shared.forwards.get(name);
+      if (open !== undefined && open.to === line[0] && open.item.op === 'set' && open.item.r === r && open.item.w === w && value!.length <= open.item.value!.length + rideAlongSlackBytes) {
+        this.stats.forwardsCombined++;
+        open.item.value = value;
+        open.item.expiresAtMs = expiresAtMs;
+        return open.outcome;
+      }
+    }
+    const item: CoordinateItem = { op, key, value, expiresAtMs, r, w, sent: false };
+    const attempt = (i: number, item: CoordinateItem): Promise<number> =>
+      this.#coordinateAt(line[i]!, item).catch((err: Error & { code?: string }) => {
+        if (err.code !== 'UNREACHABLE') throw err;
+        // The item as it is now: a SET that rode along has its value in it.
+        const again: CoordinateItem = { ...item, sent: false };
+        if (i + 1 < line.length) return attempt(i + 1, again);
+        if (local) return this.coordinate(key, again.op, again.value, again.expiresAtMs);
+        throw err;
+      });
+    const outcome = attempt(0, item);
+    if (name !== null && !item.sent) this.#shared.forwards.set(name, { item, to: line[0]!, outcome });
+    return outcome;
+  }
+
+  /** One write for `node` to coordinate, in the turn's coordinateBatch to it. */
+  #coordinateAt(node: NodeId, item: CoordinateItem): Promise<number> {
+    return new Promise((resolve, reject) =>
+      this.ports.transport.sendCoordinate(
+        node,
+        item,
+        {
+          answer: (_node, n) => resolve(n),
+          // With a code the request itself failed (the transport's error); without, the owner's reply text.
+          fail: (_node, reason, code) =>
+            reject(code === undefined ? new PeerReplyError(reason) : Object.assign(new PeerReplyError(`TRYAGAIN peer request failed: ${reason}`), { code })),
         },
-        (err: Error & { code?: string }) => {
-          if (err.code !== 'UNREACHABLE') throw err;
-          if (i + 1 < line.length) return attempt(i + 1);
-          if (last !== null) return last();
-          throw err;
-        },
-      );
-    return attempt(0);
+        this.options.requestTimeoutMs,
+      ),
+    );
   }
 
   /**
@@ -428,7 +483,7 @@ export class Coordinator implements KeyValue {
     const name = key.toString('latin1');
     const object = this.#nextVersion(known, write);
     const open = this.#shared.open.get(name);
-    if (open !== undefined && !open.item.sent && open.item.report === contextNeed > 0 && open.round.w === Math.min(w, open.round.owners.length)) {
+    if (open !== undefined && open.item.report === contextNeed > 0 && open.round.w === Math.min(w, open.round.owners.length)) {
       const owners = this.owners(key);
       const encoded = encodeObjectOnce(object);
       if (sameNodes(owners, open.round.owners) && encoded.length <= open.item.encoded.length + rideAlongSlackBytes) {
@@ -542,7 +597,7 @@ export class Coordinator implements KeyValue {
     for (const node of owners) {
       if (node !== self) this.ports.transport.sendWrite(node, item, tally, this.options.requestTimeoutMs);
     }
-    if (openAs !== null && !item.sent) this.#open(openAs, item, tally);
+    if (openAs !== null && !item.sent) this.#shared.open.set(openAs, { item, round: tally });
     if (!owners.includes(self)) return tally;
     return then(
       this.#applyHere(key, object, item.encoded, (err) => (err === null ? tally.answer(self, null) : tally.fail(self, err))),
@@ -576,23 +631,6 @@ export class Coordinator implements KeyValue {
     } catch (e) {
       heard((e as Error).message);
     }
-  }
-
-  /**
-   * Notes a SET's round as open for riders until its version is sent. Entries
-   * whose version went out are swept once openSweepAt are kept, rather
-   * than each removed by a listener of its own: on a path where every SET is
-   * of another key, that listener was most of what riding along cost.
-   */
-  #open(name: string, item: WriteItem, round: WriteRound): void {
-    const shared = this.#shared;
-    const open = shared.open;
-    if (open.size >= shared.openSweepAt) {
-      for (const [n, e] of open) if (e.item.sent === true) open.delete(n);
-      // A turn with more SETs than that (a deep pipeline) would sweep at every one: wait for twice what is left.
-      shared.openSweepAt = Math.max(openSetsSweepAt, 2 * open.size);
-    }
-    open.set(name, { item, round });
   }
 
   // --- the whole keyspace -----------------------------------------------------------
@@ -710,17 +748,19 @@ export class Coordinator implements KeyValue {
 
   // --- the replica side: requests from other coordinators ------------------------
 
-  /** Answers the peer messages addressed to the data path; undefined for others. */
-  handle(msg: PeerMessage): Promise<PeerMessage> | PeerMessage | undefined {
+  /**
+   * Answers the peer messages addressed to the data path; undefined for
+   * others. `errorText` turns a write's failure into the reply its client
+   * gets (the server's mapping, for coordinated writes).
+   */
+  handle(msg: PeerMessage, errorText: (e: Error) => string = (e) => e.message): Promise<PeerMessage> | PeerMessage | undefined {
     switch (msg.type) {
       case 'readBatch':
         return this.#readItems(msg.items);
       case 'writeBatch':
         return this.#applyWrites(msg.items);
-      case 'coordinate': {
-        const view = this.withQuorum({ r: msg.r, w: msg.w });
-        return view.coordinate(msg.key, msg.op, msg.value, msg.expiresAtMs).then((n): PeerMessage => ({ type: 'count', n }));
-      }
+      case 'coordinateBatch':
+        return this.#coordinateItems(msg.items, errorText);
       case 'scan':
         return this.scanLocal(msg.cursor, msg.count).then((p): PeerMessage => ({ type: 'scanPage', cursor: p.cursor, keys: p.keys }));
       case 'dbsize':
@@ -730,6 +770,24 @@ export class Coordinator implements KeyValue {
       default:
         return undefined;
     }
+  }
+
+  /**
+   * The owner side of a coordinateBatch: coordinates each write, in order
+   * (so SETs of one key combine here as they do from clients), and answers
+   * once all are done, with each item's count or error.
+   */
+  #coordinateItems(items: CoordinateItem[], errorText: (e: Error) => string): Promise<PeerMessage> {
+    const results: CoordinateResult[] = new Array<CoordinateResult>(items.length).fill(0);
+    let view: Coordinator = this;
+    const waits = items.map((item, i) => {
+      if (item.r !== view.quorum.r || item.w !== view.quorum.w) view = this.withQuorum({ r: item.r, w: item.w });
+      return view.coordinate(item.key, item.op, item.value, item.expiresAtMs).then(
+        (n) => void (results[i] = n),
+        (e: Error) => void (results[i] = { error: errorText(e) }),
+      );
+    });
+    return Promise.all(waits).then((): PeerMessage => ({ type: 'coordinated', results }));
   }
 
   /** The replica side of a readBatch: each item's local copy (values dropped for version-only items), in order. */
@@ -837,6 +895,34 @@ function mergeAll(objs: Iterable<VersionedObject | null>): VersionedObject {
     out = out === null ? o : equalObjects(out, o) ? out : merge(out, o);
   }
   return out ?? emptyObject();
+}
+
+/**
+ * Entries whose item is still queued for the wire, by key (latin1): until the
+ * item is sent, a later write of the key may take the queued one's place.
+ * Entries whose item went out are swept once the map holds sweepAt, rather
+ * than each removed by a listener of its own: on a path where every SET is of
+ * another key, that listener was most of what riding along cost.
+ */
+class Queued<E extends { item: { sent?: boolean } }> {
+  readonly #entries = new Map<string, E>();
+  #sweepAt = queuedSweepAt;
+
+  /** The entry of the key whose item is not sent yet. */
+  get(name: string): E | undefined {
+    const e = this.#entries.get(name);
+    return e === undefined || e.item.sent === true ? undefined : e;
+  }
+
+  set(name: string, entry: E): void {
+    const entries = this.#entries;
+    if (entries.size >= this.#sweepAt) {
+      for (const [n, e] of entries) if (e.item.sent === true) entries.delete(n);
+      // A turn with more writes than that (a deep pipeline) would sweep at every one: wait for twice what is left.
+      this.#sweepAt = Math.max(queuedSweepAt, 2 * entries.size);
+    }
+    entries.set(name, entry);
+  }
 }
 
 /**

@@ -8,7 +8,7 @@
 // and Math.random.
 
 import { performance } from 'node:perf_hooks';
-import type { NodeId, PeerMessage, ReadItem, ReadResult, VersionedObject, VersionVector, WriteItem, WriteResult } from './types.js';
+import type { CoordinateItem, CoordinateResult, NodeId, PeerMessage, ReadItem, ReadResult, VersionedObject, VersionVector, WriteItem, WriteResult } from './types.js';
 
 /** Wall-clock time in unix milliseconds. */
 export interface Clock {
@@ -53,17 +53,22 @@ export interface Transport {
    */
   sendWrite(to: NodeId, item: WriteItem, waiter: WriteWaiter, timeoutMs: number): void;
   sendRead(to: NodeId, item: ReadItem, waiter: ReadWaiter, timeoutMs: number): void;
+  /** Likewise one write for an owner to coordinate (coordinateBatch). */
+  sendCoordinate(to: NodeId, item: CoordinateItem, waiter: CoordinateWaiter, timeoutMs: number): void;
 }
 
-/** Hears the outcome of one item sent with sendWrite or sendRead (a QuorumTally is one). */
+/** Hears the outcome of one item sent with sendWrite, sendRead or sendCoordinate (a QuorumTally is one). */
 export interface Waiter<T> {
   answer(node: NodeId, value: T): void;
-  fail(node: NodeId, reason: string): void;
+  /** `code` is the transport's (PeerError) code when the whole request failed, e.g. UNREACHABLE. */
+  fail(node: NodeId, reason: string, code?: string): void;
 }
 /** A write is durable there; the value is the replica's prior version vector when a reported write did not account for it. */
 export type WriteWaiter = Waiter<VersionVector | null>;
 /** The replica's copy (null: it has none). */
 export type ReadWaiter = Waiter<VersionedObject | null>;
+/** The coordinating owner's count for the write. */
+export type CoordinateWaiter = Waiter<number>;
 
 /**
  * How items of one kind travel together: the request that carries them, and
@@ -99,7 +104,8 @@ function settleBatch<R, T>(
         : rs === undefined
           ? `unexpected ${answer.type}`
           : `${answer.type} with ${rs.length} results for ${waiters.length} items`;
-    for (const w of waiters) w.fail(node, reason);
+    const code = answer instanceof Error ? (answer as Error & { code?: unknown }).code : undefined;
+    for (const w of waiters) w.fail(node, reason, typeof code === 'string' ? code : undefined);
     return;
   }
   for (let i = 0; i < waiters.length; i++) deliver(waiters[i]!, node, rs[i]!, i);
@@ -137,6 +143,22 @@ export const readBatching: Batching<ReadItem, VersionedObject | null> = {
       },
     ),
   itemBytes: (item) => item.key.length,
+};
+
+export const coordinateBatching: Batching<CoordinateItem, number> = {
+  message: (items) => {
+    for (const item of items) item.sent = true; // its value is now fixed (see CoordinateItem.sent)
+    return { type: 'coordinateBatch', items };
+  },
+  settle: (node, waiters, answer) =>
+    settleBatch(
+      node,
+      waiters,
+      answer,
+      (m) => (m.type === 'coordinated' ? m.results : undefined),
+      (w, n, r: CoordinateResult) => (typeof r === 'number' ? w.answer(n, r) : w.fail(n, r.error)),
+    ),
+  itemBytes: (item) => item.key.length + (item.value?.length ?? 0),
 };
 
 /** One item as a request of its own: for transports that do not batch (tests), and before a connection is up. */

@@ -62,9 +62,11 @@ export type PeerMessage =
   // result per item in the same order (see WriteResult)
   | { type: 'writeBatch'; items: WriteItem[] }
   | { type: 'writtenBatch'; results: WriteResult[] }
-  // a blind write (SET) or delete coordinated by an owner on behalf of a node that does not own the key;
-  // answered with `count` (1 for a set; for a delete, whether the key existed)
-  | { type: 'coordinate'; op: 'set' | 'delete'; key: Buffer; value: Buffer | null; expiresAtMs: number; r: number; w: number }
+  // blind writes (SET) and deletes one node asks an owner to coordinate in one turn of its event loop (it
+  // does not own the keys, or found them contended), as one request; answered once all are done, with
+  // one result per item in the same order (see CoordinateResult)
+  | { type: 'coordinateBatch'; items: CoordinateItem[] }
+  | { type: 'coordinated'; results: CoordinateResult[] }
   // a whole client command run on another node (RMW commands on the key's first owner), with the
   // client's protocol and consistency levels; answered with `reply` (RESP bytes for that client)
   | { type: 'forward'; args: Buffer[]; resp3: boolean; r: number; w: number }
@@ -122,3 +124,22 @@ export interface WriteItem {
  * the version did not account for it, or an error message for this item alone.
  */
 export type WriteResult = null | { seen: VersionVector } | { error: string };
+
+/** One write of a coordinateBatch: a SET (value) or DEL (value null) for the receiver to coordinate with levels r and w. */
+export interface CoordinateItem {
+  op: 'set' | 'delete';
+  key: Buffer;
+  value: Buffer | null;
+  expiresAtMs: number;
+  r: number;
+  w: number;
+  /**
+   * Set by coordinateBatching.message once the item is in a request. Until
+   * then a later SET of the same key may take its value (see Coordinator,
+   * "riding along a forward").
+   */
+  sent?: boolean;
+}
+
+/** What the coordinating owner says of one item: its count (1 for a SET; for a DEL, whether the key existed), or an error message (the client's reply). */
+export type CoordinateResult = number | { error: string };

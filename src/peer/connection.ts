@@ -243,7 +243,7 @@ export class Connection {
    */
   queueItem<I, T>(kind: Batching<I, T>, item: I, waiter: Waiter<T>, timeoutMs: number): void {
     if (this.state !== 'ready') {
-      waiter.fail(this.remoteId ?? this.remoteAddress, `no connection to ${this.who}: ${this.closeReason ?? 'handshake not finished'}`);
+      waiter.fail(this.remoteId ?? this.remoteAddress, `no connection to ${this.who}: ${this.closeReason ?? 'handshake not finished'}`, 'UNREACHABLE');
       return;
     }
     const key = kind as Batching<never, never>;

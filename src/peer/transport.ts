@@ -19,6 +19,8 @@
 import * as net from 'node:net';
 import {
   type Batching,
+  type CoordinateWaiter,
+  coordinateBatching,
   type PeerAddress,
   type PeerHandler,
   type ReadWaiter,
@@ -29,7 +31,7 @@ import {
   type WriteWaiter,
   writeBatching,
 } from '../cluster/ports.js';
-import type { NodeId, PeerMessage, ReadItem, WriteItem } from '../cluster/types.js';
+import type { CoordinateItem, NodeId, PeerMessage, ReadItem, WriteItem } from '../cluster/types.js';
 import { objectLimits } from '../cluster/version.js';
 import {
   peerConnectTimeoutMs,
@@ -310,7 +312,7 @@ export class PeerTransport implements Transport {
   }
 
   /**
-   * The port's sendWrite and sendRead: on a connected peer the item joins the
+   * The port's sendWrite, sendRead and sendCoordinate: on a connected peer the item joins the
    * turn's request of its kind (one request for all of them); otherwise it
    * goes as a request of its own, which waits for the first connection or
    * fails fast as any request does.
@@ -321,6 +323,10 @@ export class PeerTransport implements Transport {
 
   sendRead(to: NodeId, item: ReadItem, waiter: ReadWaiter, timeoutMs: number): void {
     this.sendItem(readBatching, to, item, waiter, timeoutMs);
+  }
+
+  sendCoordinate(to: NodeId, item: CoordinateItem, waiter: CoordinateWaiter, timeoutMs: number): void {
+    this.sendItem(coordinateBatching, to, item, waiter, timeoutMs);
   }
 
   private sendItem<I, T>(kind: Batching<I, T>, to: NodeId, item: I, waiter: ItemWaiter<T>, timeoutMs: number): void {

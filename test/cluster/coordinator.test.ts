@@ -6,10 +6,10 @@
 import t from 'tap';
 import { Coordinator, type Quorum } from '../../src/cluster/coordinator.js';
 import { HybridClock } from '../../src/cluster/hlc.js';
-import { type Clock, type ReplicaStore, type Transport, type WriteWaiter, seededRandom, readBatching, sendAlone, writeBatching } from '../../src/cluster/ports.js';
+import { type Batching, type Clock, type ReplicaStore, type Transport, type Waiter, coordinateBatching, seededRandom, readBatching, sendAlone, writeBatching } from '../../src/cluster/ports.js';
 import { QuorumTally, WriteRound } from '../../src/cluster/quorum.js';
 import { Ring } from '../../src/cluster/ring.js';
-import type { NodeId, PeerMessage, VersionedObject, WriteItem } from '../../src/cluster/types.js';
+import type { NodeId, PeerMessage, VersionedObject } from '../../src/cluster/types.js';
 import { merge } from '../../src/cluster/version.js';
 import { member, nodeId } from './helpers.js';
 
@@ -39,54 +39,63 @@ class MemoryReplica implements ReplicaStore {
 }
 
 /**
- * Three nodes; `down` nodes refuse every request, as a dead peer does. With
- * `batching`, replica writes queue per owner until the end of the turn and go
- * as one writeBatch, as the real transport does; without it each goes alone
- * at once.
+ * Three nodes (or `nodes`, with three replicas); `down` nodes refuse every
+ * request, as a dead peer does. With `batching`, replica writes and writes
+ * for an owner to coordinate queue per node until the end of the turn and go
+ * as one writeBatch / coordinateBatch, as the real transport does; without
+ * it each goes alone at once.
  */
-function cluster(skewMs: number[] = [0, 0, 0], quorum: Quorum = { r: 2, w: 2 }, batching = false) {
-  const ids = [nodeId(1), nodeId(2), nodeId(3)];
+function cluster(skewMs: number[] = [0, 0, 0], quorum: Quorum = { r: 2, w: 2 }, batching = false, nodes = 3) {
+  const ids = Array.from({ length: nodes }, (_, i) => nodeId(i + 1));
   const ring = new Ring(ids.map((id) => member(id)), { replicas: 3, vnodesPerWeight: 16 });
   const down = new Set<NodeId>();
   const coords = new Map<NodeId, Coordinator>();
   /** Requests sent, by message type. */
   const sent = new Map<string, number>();
-  /** Replica write items sent, over all writeBatch requests. */
-  let writeItems = 0;
+  /** Items sent, over all requests, by batch type. */
+  const items = new Map<string, number>();
   const replicas = new Map<NodeId, MemoryReplica>();
   let wall = 1_800_000_000_000;
   ids.forEach((id, i) => {
-    const clock: Clock = { now: () => wall + skewMs[i]! };
-    const queued = new Map<NodeId, { items: WriteItem[]; waiters: WriteWaiter[] }>();
+    const clock: Clock = { now: () => wall + (skewMs[i] ?? 0) };
+    const queued = new Map<Batching<never, never>, Map<NodeId, { items: never[]; waiters: Array<Waiter<never>> }>>();
     const transport: Transport = {
       request: (to: NodeId, msg: PeerMessage) => {
         sent.set(msg.type, (sent.get(msg.type) ?? 0) + 1);
-        if (msg.type === 'writeBatch') writeItems += msg.items.length;
+        if ('items' in msg) items.set(msg.type, (items.get(msg.type) ?? 0) + msg.items.length);
         if (down.has(to) || down.has(id)) return Promise.reject(Object.assign(new Error(`node ${to} is unreachable`), { code: 'UNREACHABLE' }));
         return Promise.resolve().then(() => coords.get(to)!.handle(msg)!);
       },
       requestAddress: () => Promise.reject(new Error('not used')),
       sendWrite(to, item, waiter, timeoutMs) {
-        if (!batching) return sendAlone(this, writeBatching, to, item, waiter, timeoutMs);
-        let batch = queued.get(to);
-        if (batch === undefined) {
-          queued.set(to, (batch = { items: [], waiters: [] }));
-          const { items, waiters } = batch;
-          setImmediate(() => {
-            queued.delete(to);
-            this.request(to, writeBatching.message(items), timeoutMs).then(
-              (m) => writeBatching.settle(to, waiters, m, () => {}),
-              (e: Error) => writeBatching.settle(to, waiters, e, () => {}),
-            );
-          });
-        }
-        batch.items.push(item);
-        batch.waiters.push(waiter);
+        queueItem(writeBatching, to, item, waiter, timeoutMs);
       },
       sendRead(to, item, waiter, timeoutMs) {
         sendAlone(this, readBatching, to, item, waiter, timeoutMs);
       },
+      sendCoordinate(to, item, waiter, timeoutMs) {
+        queueItem(coordinateBatching, to, item, waiter, timeoutMs);
+      },
     };
+    function queueItem<I, T>(kind: Batching<I, T>, to: NodeId, item: I, waiter: Waiter<T>, timeoutMs: number): void {
+      if (!batching) return sendAlone(transport, kind, to, item, waiter, timeoutMs);
+      const byNode = queued.get(kind as Batching<never, never>) ?? new Map();
+      queued.set(kind as Batching<never, never>, byNode);
+      let batch = byNode.get(to);
+      if (batch === undefined) {
+        byNode.set(to, (batch = { items: [], waiters: [] }));
+        const { items, waiters } = batch;
+        setImmediate(() => {
+          byNode.delete(to);
+          transport.request(to, kind.message(items as I[]), timeoutMs).then(
+            (m) => kind.settle(to, waiters as Array<Waiter<T>>, m, () => {}),
+            (e: Error) => kind.settle(to, waiters as Array<Waiter<T>>, e, () => {}),
+          );
+        });
+      }
+      batch.items.push(item as never);
+      batch.waiters.push(waiter as Waiter<never>);
+    }
     const replica = new MemoryReplica();
     replicas.set(id, replica);
     coords.set(
@@ -98,7 +107,16 @@ function cluster(skewMs: number[] = [0, 0, 0], quorum: Quorum = { r: 2, w: 2 }, 
     );
   });
   const tick = (ms: number) => (wall += ms);
-  return { ids, coords: ids.map((id) => coords.get(id)!), replicas: ids.map((id) => replicas.get(id)!), down, tick, sent, writeItems: () => writeItems };
+  return {
+    ids,
+    coords: ids.map((id) => coords.get(id)!),
+    replicas: ids.map((id) => replicas.get(id)!),
+    down,
+    tick,
+    sent,
+    writeItems: () => items.get('writeBatch') ?? 0,
+    coordinateItems: () => items.get('coordinateBatch') ?? 0,
+  };
 }
 
 const k = (s: string) => Buffer.from(s);
@@ -341,12 +359,12 @@ t.test('an owner that finds a key contended sends its SETs to the first owner fo
   t.equal(other.stats.writeRetries, 1, 'the other owner versioned again');
   t.equal(first.stats.contendedForwards, 0, 'the first owner keeps coordinating');
   await settle(); // every owner has both second versions
-  const combinedBefore = first.stats.writesCombined;
-  // Now its SETs of the key go to the first owner, which combines them with its own: no second round.
+  // Now its SETs of the key go to the first owner, which versions them after its own: no second round.
+  const before = c.coordinateItems();
   await Promise.all([first.set(key, k('c'), 0), other.set(key, k('d'), 0), other.set(k('calm'), k('x'), 0)]);
   t.equal(other.stats.contendedForwards, 1, 'one SET forwarded; the key that is not contended stays here');
+  t.equal(c.coordinateItems(), before + 1);
   t.equal(other.stats.writeRetries, 1, 'no new second round');
-  t.equal(first.stats.writesCombined, combinedBefore + 1, 'the forwarded SET rode along the first owner\'s');
   await settle();
   for (const node of c.coords) t.equal((await node.get(key))?.value.toString(), 'd', 'the forwarded SET arrived last');
   // After contendedForMs the owner coordinates the key itself again.
@@ -357,6 +375,44 @@ t.test('an owner that finds a key contended sends its SETs to the first owner fo
   await Promise.all([first.set(key, k('f'), 0), other.set(key, k('g'), 0)]);
   c.down.add(owners[0]!);
   t.equal(await other.set(key, k('h'), 0), undefined, 'coordinated here when the first owner refuses');
+});
+
+t.test('SETs a node forwards in one turn travel as one item per key and owner: the last value, every SET acknowledged', async (t) => {
+  const c = cluster([0, 0, 0, 0], { r: 2, w: 2 }, true, 4);
+  // A key node 0 does not own, so it forwards its writes to the key's first owner.
+  let key = k('fwd0');
+  for (let i = 1; c.coords[0]!.owners(key).includes(c.ids[0]!); i++) key = k(`fwd${i}`);
+  const owners = c.coords[0]!.owners(key);
+  const via = c.coords[0]!;
+  const sets = Array.from({ length: 10 }, (_, i) => via.set(key, k(`v${i}`), 0));
+  const levels = via.withQuorum({ w: 3 }).set(key, k('w3'), 0); // other levels: an item of its own
+  const bigger = via.set(key, Buffer.alloc(200, 'b'), 0); // larger than the queued value allows: its own item
+  const last = via.set(key, k('last'), 0);
+  const del = via.delete([k('gone')]);
+  t.same(await Promise.all(sets), Array(10).fill(undefined), 'all ten acknowledged');
+  await Promise.all([levels, bigger, last, del]);
+  t.equal(via.stats.forwardedWrites, 14);
+  t.equal(via.stats.forwardsCombined, 10, 'nine SETs took the place of the one queued before them, and the last that of the larger');
+  t.equal(c.coordinateItems(), 4, 'one coordinateBatch item each: the ten SETs, W=3, the larger value (the last riding it), the DEL');
+  t.equal(c.sent.get('coordinateBatch'), 2, 'one request to the first owner, one to the DEL\'s');
+  await settle();
+  for (const o of owners) t.equal(c.replicas[c.ids.indexOf(o)]!.read(key)?.siblings[0]?.value?.toString(), 'last', 'every owner has the last value');
+  // The first owner refuses the connection: the forward and the SETs riding it go to the next owner.
+  c.down.add(owners[0]!);
+  const line = [via.set(key, k('x'), 0), via.set(key, k('y'), 0)];
+  t.same(await Promise.all(line), [undefined, undefined]);
+  t.equal(via.stats.forwardsCombined, 11);
+  t.equal((await via.get(key))?.value.toString(), 'y', 'the next owner coordinated the later value');
+});
+
+t.test('a forwarded write that fails reports the owner\'s reply to every SET riding it', async (t) => {
+  const c = cluster([0, 0, 0, 0], { r: 2, w: 3 }, true, 4);
+  let key = k('f0');
+  for (let i = 1; c.coords[0]!.owners(key).includes(c.ids[0]!); i++) key = k(`f${i}`);
+  c.down.add(c.coords[0]!.owners(key)[2]!); // W=3 cannot be met, but the first owner answers
+  const sets = [c.coords[0]!.set(key, k('a'), 0), c.coords[0]!.set(key, k('b'), 0)];
+  for (const s of sets) await t.rejects(s, /^TRYAGAIN write quorum not reached: 2 of 3 needed/);
+  t.equal(c.coords[0]!.stats.forwardsCombined, 1);
 });
 
 t.test('a readBatch answer keeps under readAnswerBytesMax: objects past it come back as `again`', async (t) => {

@@ -139,7 +139,7 @@ t.test('the gossip handler answers gossip and refuses the rest', async (t) => {
     clock: { now: () => 0 },
     timers: { setTimeout: () => 0, clearTimeout: () => {} },
     random: seededRandom(1),
-    transport: { request: never, requestAddress: never, sendWrite: () => {}, sendRead: () => {} },
+    transport: { request: never, requestAddress: never, sendWrite: () => {}, sendRead: () => {}, sendCoordinate: () => {} },
   });
   const answer = driver.handle(a, { type: 'gossip', from: a, members: [member(a)] });
   t.equal(answer.type, 'gossip');

@@ -13,7 +13,7 @@ import assert from 'node:assert/strict';
 import { GossipDriver } from '../../src/cluster/gossip.js';
 import { Membership } from '../../src/cluster/membership.js';
 import type { MembershipChange } from '../../src/cluster/membership.js';
-import { readBatching, seededRandom, sendAlone, writeBatching } from '../../src/cluster/ports.js';
+import { coordinateBatching, readBatching, seededRandom, sendAlone, writeBatching } from '../../src/cluster/ports.js';
 import type { Clock, PeerAddress, PeerHandler, Random, Timers, Transport } from '../../src/cluster/ports.js';
 import { Ring } from '../../src/cluster/ring.js';
 import type { MemberState, NodeId, PeerMessage } from '../../src/cluster/types.js';
@@ -299,6 +299,7 @@ export class Sim {
       request,
       sendWrite: (to, item, waiter, timeoutMs) => sendAlone({ request }, writeBatching, to, item, waiter, timeoutMs),
       sendRead: (to, item, waiter, timeoutMs) => sendAlone({ request }, readBatching, to, item, waiter, timeoutMs),
+      sendCoordinate: (to, item, waiter, timeoutMs) => sendAlone({ request }, coordinateBatching, to, item, waiter, timeoutMs),
       requestAddress: (to, msg, timeoutMs) => {
         const target = this.nodes.find((n) => n.address.host === to.host && n.address.port === to.port);
         if (target === undefined) return Promise.reject(new Error('connection refused'));

@@ -119,6 +119,29 @@ t.test('SETs of one key arriving together ride one round, and every owner ends w
   t.same(own, [own[0], own[0], own[0]], 'the other owners got the same last version');
 });
 
+t.test('SETs of one key through a node that does not own it go to the first owner as one item per turn', async (t) => {
+  const nodes = await startCluster(4);
+  t.teardown(() => stopAll(nodes));
+  const via = nodes[0]!;
+  const myId = await cli(via.port, 'CLUSTER', 'MYID');
+  let key = 'fwd0';
+  for (let i = 1; (await cli(via.port, 'CLUSTER', 'OWNERS', key)).includes(myId); i++) key = `fwd${i}`;
+  const clients = Array.from({ length: 20 }, () => new Redis({ port: via.port, maxRetriesPerRequest: 0 }));
+  t.teardown(() => clients.forEach((c) => c.disconnect()));
+  await Promise.all(clients.map((c) => c.call('CONSISTENCY', 'WRITE', 'ALL')));
+  for (let round = 0; round < 10; round++) {
+    const replies = await Promise.all(clients.map((c, i) => c.set(key, `r${round}-c${i}`)));
+    t.ok(replies.every((r) => r === 'OK'), `round ${round}: all 20 acknowledged`);
+  }
+  const info = await cli(via.port, 'CLUSTER', 'INFO');
+  const combined = Number(/cluster_forwards_combined:(\d+)/.exec(info)?.[1]);
+  t.ok(combined > 0, `forwarded SETs rode along (${combined} of 200)`);
+  // Every node answers the last round's value; with W=ALL each owner's copy already holds it.
+  const values = await Promise.all(nodes.map((n) => cli(n.port, 'GET', key)));
+  t.match(values[0], /^r9-c\d+$/);
+  t.same(values, Array(4).fill(values[0]), 'every node answers the same');
+});
+
 t.test('a restarted node is repaired by reads', async (t) => {
   const nodes = await startCluster(3);
   t.teardown(() => stopAll(nodes));

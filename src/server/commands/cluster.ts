@@ -75,6 +75,7 @@ function infoText(m: ClusterMember): string {
     ['cluster_quorum_failures', m.coordinator.stats.quorumFailures],
     ['cluster_write_retries', m.coordinator.stats.writeRetries],
     ['cluster_writes_combined', m.coordinator.stats.writesCombined],
+    ['cluster_forwards_combined', m.coordinator.stats.forwardsCombined],
     ['cluster_contended_forwards', m.coordinator.stats.contendedForwards],
   ];
   return rows.map(([k, v]) => `${k}:${v}\r\n`).join('');
