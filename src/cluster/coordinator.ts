@@ -88,6 +88,8 @@ export interface CoordinatorStats {
   contendedForwards: number;
   /** SETs sent to an owner whose value took the place of an earlier SET's still queued for it (see #forward). */
   forwardsCombined: number;
+  /** GETs that shared the read of an earlier GET of the key still queued for the owners (see #read). */
+  readsCombined: number;
 }
 
 const toEntry = (s: Sibling | undefined): Entry | undefined =>
@@ -110,6 +112,14 @@ interface OpenSet {
   /** The one item queued for every other owner. */
   item: WriteItem;
   round: WriteRound;
+}
+
+/** A GET's read whose item is still queued for the other owners (see #read). */
+interface OpenRead {
+  item: ReadItem;
+  tally: QuorumTally<VersionedObject | null>;
+  owners: readonly NodeId[];
+  result: Promise<VersionedObject>;
 }
 
 /** A SET sent to an owner to coordinate, its item still queued for it (see #forward). */
@@ -144,6 +154,8 @@ interface Shared {
   open: Queued<OpenSet>;
   /** SETs sent to an owner to coordinate whose item has not gone on the wire yet, by key (latin1). */
   forwards: Queued<OpenForward>;
+  /** GETs' reads whose item has not gone on the wire yet, by key (latin1). */
+  reads: Queued<OpenRead>;
   /** Keys whose SETs go to their first owner, until when (clock ms), by key (latin1): see #noteContended. */
   contended: Map<string, number>;
 }
@@ -174,10 +186,14 @@ export class Coordinator implements KeyValue {
         writesCombined: 0,
         contendedForwards: 0,
         forwardsCombined: 0,
+        readsCombined: 0,
       },
       locks: new KeyLocks(),
-      open: new Queued(),
-      forwards: new Queued(),
+      // An item that failed without going out (a connection lost with it queued) never will: its round or
+      // read is decided by then, so entries close on that too, and the sweep drops them.
+      open: new Queued((e) => !e.item.sent && !e.round.settled),
+      forwards: new Queued((e) => !e.item.sent),
+      reads: new Queued((e) => !e.item.sent && e.tally.state === 'pending'),
       contended: new Map(),
     };
   }
@@ -229,11 +245,41 @@ export class Coordinator implements KeyValue {
   /**
    * Asks every owner of key for its copy, resolves with the merge of the first
    * `r` answers; a full read then repairs owners whose copy was behind.
+   *
+   * GETs of one key share a read. A full read (a GET's) whose item is still
+   * queued for every other owner, with the same R and owners, is joined
+   * instead of asked again: the joiner reads this node's copy afresh and
+   * merges it into the shared result. So each of its R answers was taken
+   * after it began (the other owners are asked when the item goes out), and
+   * it sees every write acknowledged before it began, as a read of its own
+   * would; a hot key then costs the owners one item per turn, not one per GET.
    */
   #read(key: Buffer, r: number, versionOnly: boolean, forWrite = false): Promise<VersionedObject> {
     const owners = this.owners(key);
     if (owners.length === 0) return Promise.reject(new NoOwnerError('the key (the ring is empty)'));
+    if (versionOnly || forWrite) return this.#readRound(key, owners, r, versionOnly, forWrite, null);
+    const name = key.toString('latin1');
+    const open = this.#shared.reads.get(name);
+    if (open !== undefined && open.tally.need === Math.min(r, owners.length) && sameNodes(owners, open.owners)) {
+      let fresh: Maybe<VersionedObject | null> = null;
+      if (owners.includes(this.ports.self)) {
+        try {
+          fresh = this.ports.replica.read(key);
+        } catch {
+          return this.#readRound(key, owners, r, versionOnly, forWrite, null); // this node's copy fails: a read of its own
+        }
+      }
+      this.stats.readsCombined++;
+      return open.result.then((shared) => then(fresh, (mine) => (mine === null || mine === shared || equalObjects(mine, shared) ? shared : merge(shared, mine))));
+    }
+    return this.#readRound(key, owners, r, versionOnly, forWrite, name);
+  }
+
+  /** #read's own round: `openAs` (the key, for a GET) lets later GETs share it. */
+  #readRound(key: Buffer, owners: readonly NodeId[], r: number, versionOnly: boolean, forWrite: boolean, openAs: string | null): Promise<VersionedObject> {
     const tally = new QuorumTally<VersionedObject | null>(owners, Math.min(r, owners.length));
+    // One item for every other owner; the transport batches a turn's reads per owner (readBatch).
+    const item: ReadItem = { key, versionOnly, sent: false };
     for (const node of owners) {
       if (node === this.ports.self) {
         try {
@@ -249,7 +295,7 @@ export class Coordinator implements KeyValue {
         }
         continue;
       }
-      this.ports.transport.sendRead(node, { key, versionOnly }, tally, this.options.requestTimeoutMs);
+      this.ports.transport.sendRead(node, item, tally, this.options.requestTimeoutMs);
     }
     // (Not an async function: this is every GET's path, and each await costs.)
     const answered = (): VersionedObject => {
@@ -260,7 +306,7 @@ export class Coordinator implements KeyValue {
       if (hlc > 0) this.ports.hlc.observe(hlc);
       return merged;
     };
-    return tally.decided().then((state) => {
+    const result = tally.decided().then((state) => {
       if (state !== 'failed') return answered();
       // A write's context is best effort: with fewer owners reachable it versions over what did
       // answer (a write's availability is decided by its W acks, as in Dynamo). Causality with a
@@ -271,6 +317,8 @@ export class Coordinator implements KeyValue {
       }
       return tally.allSettled().then(answered);
     });
+    if (openAs !== null) this.#shared.reads.set(openAs, { item, tally, owners, result });
+    return result;
   }
 
   /** Read repair: every owner that answered with less than the merge of all answers gets the merge. */
@@ -356,7 +404,7 @@ export class Coordinator implements KeyValue {
         throw err;
       });
     const outcome = attempt(0, item);
-    if (name !== null && !item.sent) this.#shared.forwards.set(name, { item, to: line[0]!, outcome });
+    if (name !== null) this.#shared.forwards.set(name, { item, to: line[0]!, outcome });
     return outcome;
   }
 
@@ -367,10 +415,16 @@ export class Coordinator implements KeyValue {
         node,
         item,
         {
-          answer: (_node, n) => resolve(n),
+          answer: (_node, n) => {
+            item.sent = true;
+            resolve(n);
+          },
           // With a code the request itself failed (the transport's error); without, the owner's reply text.
-          fail: (_node, reason, code) =>
-            reject(code === undefined ? new PeerReplyError(reason) : Object.assign(new PeerReplyError(`TRYAGAIN peer request failed: ${reason}`), { code })),
+          // Either way the item is no longer queued (it may have failed before going out): nothing may ride it.
+          fail: (_node, reason, code) => {
+            item.sent = true;
+            reject(code === undefined ? new PeerReplyError(reason) : Object.assign(new PeerReplyError(`TRYAGAIN peer request failed: ${reason}`), { code }));
+          },
         },
         this.options.requestTimeoutMs,
       ),
@@ -597,7 +651,7 @@ export class Coordinator implements KeyValue {
     for (const node of owners) {
       if (node !== self) this.ports.transport.sendWrite(node, item, tally, this.options.requestTimeoutMs);
     }
-    if (openAs !== null && !item.sent) this.#shared.open.set(openAs, { item, round: tally });
+    if (openAs !== null) this.#shared.open.set(openAs, { item, round: tally });
     if (!owners.includes(self)) return tally;
     return then(
       this.#applyHere(key, object, item.encoded, (err) => (err === null ? tally.answer(self, null) : tally.fail(self, err))),
@@ -898,26 +952,29 @@ function mergeAll(objs: Iterable<VersionedObject | null>): VersionedObject {
 }
 
 /**
- * Entries whose item is still queued for the wire, by key (latin1): until the
- * item is sent, a later write of the key may take the queued one's place.
- * Entries whose item went out are swept once the map holds sweepAt, rather
+ * Entries whose item is still queued for the wire, by key (latin1): while
+ * `isOpen` (the item neither sent nor failed), a later operation on the key
+ * may join it. Closed entries are swept once the map holds sweepAt, rather
  * than each removed by a listener of its own: on a path where every SET is of
  * another key, that listener was most of what riding along cost.
  */
-class Queued<E extends { item: { sent?: boolean } }> {
+class Queued<E> {
   readonly #entries = new Map<string, E>();
   #sweepAt = queuedSweepAt;
 
-  /** The entry of the key whose item is not sent yet. */
+  constructor(private readonly isOpen: (e: E) => boolean) {}
+
+  /** The key's entry, if still open. */
   get(name: string): E | undefined {
     const e = this.#entries.get(name);
-    return e === undefined || e.item.sent === true ? undefined : e;
+    return e === undefined || !this.isOpen(e) ? undefined : e;
   }
 
+  /** Notes an entry (in place of the key's last one); a closed one costs nothing but its place until a sweep. */
   set(name: string, entry: E): void {
     const entries = this.#entries;
     if (entries.size >= this.#sweepAt) {
-      for (const [n, e] of entries) if (e.item.sent === true) entries.delete(n);
+      for (const [n, e] of entries) if (!this.isOpen(e)) entries.delete(n);
       // A turn with more writes than that (a deep pipeline) would sweep at every one: wait for twice what is left.
       this.#sweepAt = Math.max(queuedSweepAt, 2 * entries.size);
     }

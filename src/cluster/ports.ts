@@ -128,7 +128,10 @@ export const writeBatching: Batching<WriteItem, VersionVector | null> = {
 };
 
 export const readBatching: Batching<ReadItem, VersionedObject | null> = {
-  message: (items) => ({ type: 'readBatch', items }),
+  message: (items) => {
+    for (const item of items) item.sent = true; // asked now: a later GET may not share it (see ReadItem.sent)
+    return { type: 'readBatch', items };
+  },
   settle: (node, waiters, answer, askAlone) =>
     settleBatch(
       node,

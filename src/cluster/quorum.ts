@@ -135,6 +135,11 @@ export class WriteRound implements Waiter<VersionVector | null> {
     this.#check();
   }
 
+  /** The round is done (succeeded or failed). */
+  get settled(): boolean {
+    return this.#settled;
+  }
+
   /** Calls fn once the round is done (at once if it is): the error, or the vvs it did not account for. Listeners are called in the order they came. */
   whenDone(fn: DoneListener): void {
     if (this.#settled) fn(this.#error, this.#unaccounted ?? []);

@@ -86,6 +86,12 @@ export interface ReadItem {
   key: Buffer;
   /** Only the version (causal context and existence): the values come back empty. */
   versionOnly: boolean;
+  /**
+   * Set by readBatching.message once the item is in a request (to any
+   * owner). Until then a GET of the same key may share the read (see
+   * Coordinator, "GETs of one key share a read").
+   */
+  sent?: boolean;
 }
 
 /**

@@ -10,7 +10,7 @@ import { type Batching, type Clock, type ReplicaStore, type Transport, type Wait
 import { QuorumTally, WriteRound } from '../../src/cluster/quorum.js';
 import { Ring } from '../../src/cluster/ring.js';
 import type { NodeId, PeerMessage, VersionedObject } from '../../src/cluster/types.js';
-import { merge } from '../../src/cluster/version.js';
+import { merge, update } from '../../src/cluster/version.js';
 import { member, nodeId } from './helpers.js';
 
 class MemoryReplica implements ReplicaStore {
@@ -40,10 +40,11 @@ class MemoryReplica implements ReplicaStore {
 
 /**
  * Three nodes (or `nodes`, with three replicas); `down` nodes refuse every
- * request, as a dead peer does. With `batching`, replica writes and writes
- * for an owner to coordinate queue per node until the end of the turn and go
- * as one writeBatch / coordinateBatch, as the real transport does; without
- * it each goes alone at once.
+ * request, as a dead peer does. With `batching`, replica writes and reads and
+ * writes for an owner to coordinate queue per node until the end of the turn
+ * and go as one writeBatch / readBatch / coordinateBatch, as the real
+ * transport does; without it each goes alone at once. `lose()` fails every
+ * queued item without sending it, as a connection that closes does.
  */
 function cluster(skewMs: number[] = [0, 0, 0], quorum: Quorum = { r: 2, w: 2 }, batching = false, nodes = 3) {
   const ids = Array.from({ length: nodes }, (_, i) => nodeId(i + 1));
@@ -56,6 +57,7 @@ function cluster(skewMs: number[] = [0, 0, 0], quorum: Quorum = { r: 2, w: 2 }, 
   const items = new Map<string, number>();
   const replicas = new Map<NodeId, MemoryReplica>();
   let wall = 1_800_000_000_000;
+  const losers: Array<() => void> = [];
   ids.forEach((id, i) => {
     const clock: Clock = { now: () => wall + (skewMs[i] ?? 0) };
     const queued = new Map<Batching<never, never>, Map<NodeId, { items: never[]; waiters: Array<Waiter<never>> }>>();
@@ -71,12 +73,18 @@ function cluster(skewMs: number[] = [0, 0, 0], quorum: Quorum = { r: 2, w: 2 }, 
         queueItem(writeBatching, to, item, waiter, timeoutMs);
       },
       sendRead(to, item, waiter, timeoutMs) {
-        sendAlone(this, readBatching, to, item, waiter, timeoutMs);
+        queueItem(readBatching, to, item, waiter, timeoutMs);
       },
       sendCoordinate(to, item, waiter, timeoutMs) {
         queueItem(coordinateBatching, to, item, waiter, timeoutMs);
       },
     };
+    losers.push(() => {
+      for (const [kind, byNode] of queued) {
+        for (const [to, batch] of byNode) kind.settle(to, batch.waiters, Object.assign(new Error('connection lost'), { code: 'UNREACHABLE' }), () => {});
+        byNode.clear();
+      }
+    });
     function queueItem<I, T>(kind: Batching<I, T>, to: NodeId, item: I, waiter: Waiter<T>, timeoutMs: number): void {
       if (!batching) return sendAlone(transport, kind, to, item, waiter, timeoutMs);
       const byNode = queued.get(kind as Batching<never, never>) ?? new Map();
@@ -86,6 +94,7 @@ function cluster(skewMs: number[] = [0, 0, 0], quorum: Quorum = { r: 2, w: 2 }, 
         byNode.set(to, (batch = { items: [], waiters: [] }));
         const { items, waiters } = batch;
         setImmediate(() => {
+          if (byNode.get(to) !== batch) return; // lost
           byNode.delete(to);
           transport.request(to, kind.message(items as I[]), timeoutMs).then(
             (m) => kind.settle(to, waiters as Array<Waiter<T>>, m, () => {}),
@@ -115,7 +124,9 @@ function cluster(skewMs: number[] = [0, 0, 0], quorum: Quorum = { r: 2, w: 2 }, 
     tick,
     sent,
     writeItems: () => items.get('writeBatch') ?? 0,
+    readItems: () => items.get('readBatch') ?? 0,
     coordinateItems: () => items.get('coordinateBatch') ?? 0,
+    lose: () => losers.forEach((f) => f()),
   };
 }
 
@@ -413,6 +424,55 @@ t.test('a forwarded write that fails reports the owner\'s reply to every SET rid
   const sets = [c.coords[0]!.set(key, k('a'), 0), c.coords[0]!.set(key, k('b'), 0)];
   for (const s of sets) await t.rejects(s, /^TRYAGAIN write quorum not reached: 2 of 3 needed/);
   t.equal(c.coords[0]!.stats.forwardsCombined, 1);
+});
+
+t.test('GETs of one key in one turn share a read; a GET that joins still sees what this node applied since', async (t) => {
+  const c = cluster([0, 0, 0], { r: 2, w: 2 }, true);
+  await c.coords[0]!.set(k('hot'), k('v1'), 0);
+  await settle();
+  const before = c.readItems();
+  const gets = Array.from({ length: 10 }, () => c.coords[0]!.get(k('hot')));
+  t.same((await Promise.all(gets)).map((e) => e?.value.toString()), Array(10).fill('v1'));
+  t.equal(c.coords[0]!.stats.readsCombined, 9, 'nine joined the first');
+  await settle();
+  t.equal(c.readItems() - before, 2, 'one item per other owner');
+  // A newer version lands on this node's copy after the first GET began (only here, so the other owners'
+  // answers do not have it): the GET that joins after that sees it.
+  const first = c.coords[0]!.get(k('hot'));
+  const current = c.replicas[0]!.read(k('hot'))!;
+  c.replicas[0]!.apply(k('hot'), update(current, current.vv, c.ids[1]!, 1, k('v2'), 0, 64));
+  const joined = c.coords[0]!.get(k('hot'));
+  t.equal((await joined)?.value.toString(), 'v2', 'the joiner read this node\'s copy afresh');
+  await first;
+  t.equal(c.coords[0]!.stats.readsCombined, 10);
+  // Reads with other levels do not share.
+  await Promise.all([c.coords[0]!.get(k('hot')), c.coords[0]!.withQuorum({ r: 3 }).get(k('hot'))]);
+  t.equal(c.coords[0]!.stats.readsCombined, 10);
+});
+
+t.test('a write or read whose queued item was lost with its connection is not joined later', async (t) => {
+  const c = cluster([0, 0, 0, 0], { r: 2, w: 2 }, true, 4);
+  let key = k('lost0');
+  for (let i = 1; c.coords[0]!.owners(key).includes(c.ids[0]!); i++) key = k(`lost${i}`);
+  const owner = c.coords[c.ids.indexOf(c.coords[0]!.owners(key)[0]!)]!;
+  // A SET on an owner: both replica writes are lost before they go out, so W=2 fails.
+  const lostSet = owner.set(key, k('a'), 0);
+  c.lose();
+  await t.rejects(lostSet, /^TRYAGAIN write quorum not reached/);
+  t.equal(await owner.set(key, k('b'), 0), undefined, 'the next SET of the key has a round of its own');
+  await settle();
+  // A forwarded SET lost before it went out goes to the next owner; the next one is sent, not joined.
+  const forwarded = c.coords[0]!.set(key, k('c'), 0);
+  c.lose();
+  await forwarded;
+  await c.coords[0]!.set(key, k('d'), 0);
+  t.equal(c.coords[0]!.stats.forwardsCombined, 0);
+  // A GET whose reads were lost fails; the next GET asks again.
+  const lostGet = owner.get(key);
+  c.lose();
+  await t.rejects(lostGet, /^TRYAGAIN read quorum not reached/);
+  t.equal((await owner.get(key))?.value.toString(), 'd');
+  t.equal(owner.stats.readsCombined, 0);
 });
 
 t.test('a readBatch answer keeps under readAnswerBytesMax: objects past it come back as `again`', async (t) => {

@@ -76,6 +76,7 @@ function infoText(m: ClusterMember): string {
     ['cluster_write_retries', m.coordinator.stats.writeRetries],
     ['cluster_writes_combined', m.coordinator.stats.writesCombined],
     ['cluster_forwards_combined', m.coordinator.stats.forwardsCombined],
+    ['cluster_reads_combined', m.coordinator.stats.readsCombined],
     ['cluster_contended_forwards', m.coordinator.stats.contendedForwards],
   ];
   return rows.map(([k, v]) => `${k}:${v}\r\n`).join('');
