@@ -16,6 +16,13 @@
 // by one. (Another client may see one connection's writes to different keys
 // land in a different order, as it may across the shards of Redis Cluster.)
 //
+// A plain SET waiting behind another command on its key, followed on this
+// connection by a plain SET of the same key, is absorbed by it: it does not
+// run, and its reply is the later SET's. Both were sent before either was
+// answered, so no client can tell this from the two running back to back
+// (nothing can read the key between them); a cluster then writes a run of
+// pipelined SETs of one key in one quorum round instead of one round each.
+//
 // Flow control: when unsent replies pass replyBufferBytesHigh, or too many
 // unparsed bytes pile up behind a waiting command, or pipelinedMax replies are
 // held behind a command in flight, the socket stops being read until it drains.
@@ -40,7 +47,15 @@ const pipelines = (spec: CommandSpec | undefined): spec is CommandSpec =>
 interface Waiting {
   spec: CommandSpec | undefined;
   args: Buffer[];
+  /** Sequence numbers of the earlier SETs it absorbed (see the file comment): they get its reply. */
+  absorbed: number[] | null;
 }
+
+/** A parsed request read ahead of a waiting command (see absorb): a command, or the protocol error in its place. */
+type Parsed = Buffer[] | ProtocolError;
+
+/** SET key value, without options: a blind write whose only effect is the key's new value. */
+const isPlainSet = (spec: CommandSpec | undefined, args: Buffer[]): boolean => spec !== undefined && spec.name === 'set' && args.length === 3;
 
 /** How the commands in flight use one key. */
 interface KeyUse {
@@ -86,6 +101,10 @@ export class Client extends Session {
   private keysInFlight: Map<string, KeyUse> | null = null;
   /** The next command, parsed, waiting for the commands it conflicts with. */
   private waiting: Waiting | null = null;
+  /** The request after `waiting`, parsed to see whether it absorbs it (see absorb). */
+  private lookahead: Parsed | null = null;
+  /** Slots in `held` of absorbed SETs whose absorbing SET has not answered yet. */
+  private absorbedPending = 0;
   private paused = false;
   /** A run is queued for after the commands settling in this microtask checkpoint (see settle). */
   private settling = false;
@@ -178,10 +197,12 @@ export class Client extends Session {
     while (!this.closing && !this.heldFull) {
       let spec: CommandSpec | undefined;
       let args: Buffer[];
+      let absorbed: number[] | null = null;
       if (this.waiting !== null) {
-        ({ spec, args } = this.waiting);
+        ({ spec, args, absorbed } = this.waiting);
       } else {
-        const parsed = this.parser.next();
+        const parsed = this.lookahead ?? this.parser.next();
+        this.lookahead = null;
         if (parsed === null) break;
         if (parsed instanceof ProtocolError) {
           this.server.log.warn({ client: this.addr, error: parsed.message }, 'protocol error, closing client');
@@ -194,24 +215,61 @@ export class Client extends Session {
       }
       // With nothing in flight (the common case) there are no keys to look at.
       if ((this.inflight > 0 && !this.mayStart(spec, args)) || (this.held.length > 0 && this.drainFirst(spec))) {
-        this.waiting ??= { spec, args };
+        this.waiting ??= { spec, args, absorbed: null };
+        if (this.absorb()) continue;
         break;
       }
       this.waiting = null;
-      this.start(spec, args);
+      this.start(spec, args, absorbed);
     }
   }
 
-  private start(spec: CommandSpec | undefined, args: Buffer[]): void {
+  /**
+   * The waiting command is a plain SET and the next request a plain SET of
+   * the same key: the next one absorbs it (see the file comment) and waits in
+   * its place. Otherwise the next request stays read ahead, and false.
+   */
+  private absorb(): boolean {
+    const w = this.waiting!;
+    if (!isPlainSet(w.spec, w.args) || this.heldFull) return false;
+    const next = this.lookahead ?? this.parser.next();
+    this.lookahead = null;
+    if (next === null) return false;
+    if (next instanceof ProtocolError || next.length !== 3 || !next[1]!.equals(w.args[1]!)) {
+      this.lookahead = next;
+      return false;
+    }
+    const spec = this.server.lookup(next[0]!);
+    if (!isPlainSet(spec, next)) {
+      this.lookahead = next;
+      return false;
+    }
+    // The absorbed SET's reply slot keeps its place in the order; the absorbing SET fills it.
+    (w.absorbed ??= []).push(this.heldBase + this.held.length);
+    this.held.push(null);
+    this.absorbedPending++;
+    this.server.countAbsorbed(spec!);
+    this.waiting = { spec, args: next, absorbed: w.absorbed };
+    return true;
+  }
+
+  private start(spec: CommandSpec | undefined, args: Buffer[], absorbed: number[] | null = null): void {
     const reply = this.server.dispatch(this, spec, args);
     const wrote = spec !== undefined && spec.writes;
     if (!(reply instanceof Promise)) {
       if (wrote) this.wroteSinceWait = true;
+      if (absorbed !== null) this.answerAbsorbed(absorbed, reply);
       this.held.push(reply);
       return;
     }
     const seq = this.heldBase + this.held.length;
     this.held.push(null);
+    if (absorbed !== null) {
+      reply.then(
+        (r) => this.answerAbsorbed(absorbed, r),
+        (err: unknown) => this.answerAbsorbed(absorbed, this.server.errorReply(err)),
+      );
+    }
     let flying: Flying | null = null;
     if (pipelines(spec)) {
       flying = { spec, args, writes: wrote, names: null };
@@ -269,6 +327,12 @@ export class Client extends Session {
     }
   }
 
+  /** Absorbed SETs get the reply of the SET that absorbed them (before it settles: see start). */
+  private answerAbsorbed(seqs: number[], reply: Reply): void {
+    for (const seq of seqs) this.held[seq - this.heldBase] = reply;
+    this.absorbedPending -= seqs.length;
+  }
+
   private settle(seq: number, reply: Reply, wrote: boolean, flying: Flying | null): void {
     this.held[seq - this.heldBase] = reply;
     // An async write's durability is waited for only once it has written.
@@ -297,7 +361,7 @@ export class Client extends Session {
   /** Replies at the front of `held` that are computed (those after the first in flight must wait). */
   private readyCount(): number {
     const held = this.held;
-    if (this.inflight === 0) return held.length;
+    if (this.inflight === 0 && this.absorbedPending === 0) return held.length;
     let n = 0;
     while (n < held.length && held[n] !== null) n++;
     return n;
@@ -315,7 +379,7 @@ export class Client extends Session {
 
   /** Nothing in flight or waiting to start. */
   private get idle(): boolean {
-    return this.inflight === 0 && this.waiting === null;
+    return this.inflight === 0 && this.waiting === null && this.lookahead === null;
   }
 
   /**

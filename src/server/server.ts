@@ -54,6 +54,8 @@ export class Server {
     keyspaceMisses: 0,
     protocolErrors: 0,
     errorReplies: 0,
+    /** Plain SETs answered by a later SET of the same key on their connection (see client.ts). */
+    setsAbsorbed: 0,
   };
   readonly startedAtMs = Date.now();
   /** Undefined while the dataset loads: commands without the 'loading' flag answer -LOADING. */
@@ -220,6 +222,13 @@ export class Server {
       );
     }
     return this.finish(stats, t0, reply);
+  }
+
+  /** A SET a client absorbed into a later one (see client.ts): counted as a call, as if it had run. */
+  countAbsorbed(spec: CommandSpec): void {
+    this.stats.commandsProcessed++;
+    this.stats.setsAbsorbed++;
+    this.statsOf(spec.name).calls++;
   }
 
   private finish(stats: CommandStats, t0: number, reply: Reply): Reply {

@@ -142,6 +142,25 @@ t.test('SETs of one key through a node that does not own it go to the first owne
   t.same(values, Array(4).fill(values[0]), 'every node answers the same');
 });
 
+t.test('pipelined SETs of one key on one connection: the later absorbs the earlier, never across a read', async (t) => {
+  const nodes = await startCluster(3);
+  t.teardown(() => stopAll(nodes));
+  const c = new Redis({ port: nodes[0]!.port, maxRetriesPerRequest: 0 });
+  t.teardown(() => c.disconnect());
+  const p = c.pipeline();
+  for (let i = 0; i < 100; i++) p.set('pk', `v${i}`);
+  p.get('pk').set('pk', 'after-get').set('other', 'x').set('pk', 'last').set('pk', 'expiring', 'EX', '100').set('pk', 'final');
+  const replies = (await p.exec())!.map(([err, r]) => err?.message ?? r);
+  t.same(replies.slice(0, 100), Array(100).fill('OK'), 'every SET acknowledged, in order');
+  t.same(replies.slice(100), ['v99', 'OK', 'OK', 'OK', 'OK', 'OK'], 'the GET saw the SET before it; the rest in order');
+  const absorbed = Number(/pipelined_sets_absorbed:(\d+)/.exec(await cli(nodes[0]!.port, 'INFO', 'stats'))?.[1]);
+  t.ok(absorbed > 0 && absorbed <= 101, `SETs absorbed by a later one (${absorbed})`);
+  const calls = Number(/cmdstat_set:calls=(\d+)/.exec(await cli(nodes[0]!.port, 'INFO', 'commandstats'))?.[1]);
+  t.equal(calls, 105, 'absorbed SETs still count as calls');
+  for (const n of nodes) t.equal(await cli(n.port, 'GET', 'pk'), 'final', 'every node has the last value');
+  t.equal(await cli(nodes[1]!.port, 'TTL', 'pk'), '-1', 'the last SET (no expiry) won over the one with EX');
+});
+
 t.test('a restarted node is repaired by reads', async (t) => {
   const nodes = await startCluster(3);
   t.teardown(() => stopAll(nodes));

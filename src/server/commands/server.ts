@@ -113,6 +113,7 @@ const sections: Record<string, Section> = {
     ['keyspace_hits', s.stats.keyspaceHits],
     ['keyspace_misses', s.stats.keyspaceMisses],
     ['total_error_replies', s.stats.errorReplies],
+    ['pipelined_sets_absorbed', s.stats.setsAbsorbed],
   ],
   replication: (s) => [
     // Every node accepts reads and writes for every key: to a Redis client each is a master.
