@@ -117,9 +117,12 @@ interface OpenSet {
 /** A GET's read whose item is still queued for the other owners (see #read). */
 interface OpenRead {
   item: ReadItem;
-  tally: QuorumTally<VersionedObject | null>;
   owners: readonly NodeId[];
-  result: Promise<VersionedObject>;
+  /** Answers it waits for. */
+  need: number;
+  /** Until the read is decided; then null, so a closed entry holds no answers or values. */
+  tally: QuorumTally<VersionedObject | null> | null;
+  result: Promise<VersionedObject> | null;
 }
 
 /** A SET sent to an owner to coordinate, its item still queued for it (see #forward). */
@@ -139,6 +142,16 @@ const rideAlongSlackBytes = 64;
 
 /** Queued entries kept before those already sent are swept (see Queued). */
 const queuedSweepAt = 256;
+/** Bytes (values, encoded versions) that closed Queued entries may hold before a sweep. */
+const queuedSweepBytes = 1024 * 1024;
+
+/**
+ * A forwarded write may take its owner a context read and a write round,
+ * each bounded by requestTimeoutMs: the forwarder waits for both plus this
+ * margin, so the owner's verdict on each item of a batch arrives before the
+ * batch times out (a timeout would fail every item, the done ones too).
+ */
+const forwardMarginMs = 500;
 
 /** How long a node sends the SETs of a key it found contended to the key's first owner (see #noteContended). */
 const contendedForMs = 1000;
@@ -193,7 +206,7 @@ export class Coordinator implements KeyValue {
       // read is decided by then, so entries close on that too, and the sweep drops them.
       open: new Queued((e) => !e.item.sent && !e.round.settled),
       forwards: new Queued((e) => !e.item.sent),
-      reads: new Queued((e) => !e.item.sent && e.tally.state === 'pending'),
+      reads: new Queued((e) => !e.item.sent && e.tally !== null && e.tally.state === 'pending'),
       contended: new Map(),
     };
   }
@@ -260,7 +273,7 @@ export class Coordinator implements KeyValue {
     if (versionOnly || forWrite) return this.#readRound(key, owners, r, versionOnly, forWrite, null);
     const name = key.toString('latin1');
     const open = this.#shared.reads.get(name);
-    if (open !== undefined && open.tally.need === Math.min(r, owners.length) && sameNodes(owners, open.owners)) {
+    if (open !== undefined && open.need === Math.min(r, owners.length) && sameNodes(owners, open.owners)) {
       let fresh: Maybe<VersionedObject | null> = null;
       if (owners.includes(this.ports.self)) {
         try {
@@ -270,7 +283,7 @@ export class Coordinator implements KeyValue {
         }
       }
       this.stats.readsCombined++;
-      return open.result.then((shared) => then(fresh, (mine) => (mine === null || mine === shared || equalObjects(mine, shared) ? shared : merge(shared, mine))));
+      return open.result!.then((shared) => then(fresh, (mine) => (mine === null || mine === shared || equalObjects(mine, shared) ? shared : merge(shared, mine))));
     }
     return this.#readRound(key, owners, r, versionOnly, forWrite, name);
   }
@@ -306,7 +319,9 @@ export class Coordinator implements KeyValue {
       if (hlc > 0) this.ports.hlc.observe(hlc);
       return merged;
     };
+    const entry: OpenRead | null = openAs === null ? null : { item, owners, need: tally.need, tally, result: null };
     const result = tally.decided().then((state) => {
+      if (entry !== null) entry.tally = entry.result = null; // closed: let the answers go
       if (state !== 'failed') return answered();
       // A write's context is best effort: with fewer owners reachable it versions over what did
       // answer (a write's availability is decided by its W acks, as in Dynamo). Causality with a
@@ -317,7 +332,10 @@ export class Coordinator implements KeyValue {
       }
       return tally.allSettled().then(answered);
     });
-    if (openAs !== null) this.#shared.reads.set(openAs, { item, tally, owners, result });
+    if (entry !== null) {
+      entry.result = result;
+      this.#shared.reads.set(openAs!, entry, 0);
+    }
     return result;
   }
 
@@ -399,12 +417,13 @@ export class Coordinator implements KeyValue {
         if (err.code !== 'UNREACHABLE') throw err;
         // The item as it is now: a SET that rode along has its value in it.
         const again: CoordinateItem = { ...item, sent: false };
+        item.value = null; // the closed entry keeps no value
         if (i + 1 < line.length) return attempt(i + 1, again);
         if (local) return this.coordinate(key, again.op, again.value, again.expiresAtMs);
         throw err;
       });
     const outcome = attempt(0, item);
-    if (name !== null) this.#shared.forwards.set(name, { item, to: line[0]!, outcome });
+    if (name !== null) this.#shared.forwards.set(name, { item, to: line[0]!, outcome }, value!.length);
     return outcome;
   }
 
@@ -417,6 +436,7 @@ export class Coordinator implements KeyValue {
         {
           answer: (_node, n) => {
             item.sent = true;
+            item.value = null; // done: the closed entry keeps no value
             resolve(n);
           },
           // With a code the request itself failed (the transport's error); without, the owner's reply text.
@@ -426,7 +446,7 @@ export class Coordinator implements KeyValue {
             reject(code === undefined ? new PeerReplyError(reason) : Object.assign(new PeerReplyError(`TRYAGAIN peer request failed: ${reason}`), { code }));
           },
         },
-        this.options.requestTimeoutMs,
+        2 * this.options.requestTimeoutMs + forwardMarginMs,
       ),
     );
   }
@@ -651,7 +671,7 @@ export class Coordinator implements KeyValue {
     for (const node of owners) {
       if (node !== self) this.ports.transport.sendWrite(node, item, tally, this.options.requestTimeoutMs);
     }
-    if (openAs !== null) this.#shared.open.set(openAs, { item, round: tally });
+    if (openAs !== null) this.#shared.open.set(openAs, { item, round: tally }, item.key.length + item.encoded.length);
     if (!owners.includes(self)) return tally;
     return then(
       this.#applyHere(key, object, item.encoded, (err) => (err === null ? tally.answer(self, null) : tally.fail(self, err))),
@@ -954,31 +974,40 @@ function mergeAll(objs: Iterable<VersionedObject | null>): VersionedObject {
 /**
  * Entries whose item is still queued for the wire, by key (latin1): while
  * `isOpen` (the item neither sent nor failed), a later operation on the key
- * may join it. Closed entries are swept once the map holds sweepAt, rather
- * than each removed by a listener of its own: on a path where every SET is of
- * another key, that listener was most of what riding along cost.
+ * may join it. Closed entries are swept once the map holds sweepAt entries
+ * or queuedSweepBytes of what they hold, rather than each removed by a
+ * listener of its own: on a path where every SET is of another key, that
+ * listener was most of what riding along cost.
  */
 class Queued<E> {
-  readonly #entries = new Map<string, E>();
+  readonly #entries = new Map<string, { entry: E; bytes: number }>();
   #sweepAt = queuedSweepAt;
+  #bytes = 0;
+  #sweepBytes = queuedSweepBytes;
 
   constructor(private readonly isOpen: (e: E) => boolean) {}
 
   /** The key's entry, if still open. */
   get(name: string): E | undefined {
     const e = this.#entries.get(name);
-    return e === undefined || !this.isOpen(e) ? undefined : e;
+    return e === undefined || !this.isOpen(e.entry) ? undefined : e.entry;
   }
 
-  /** Notes an entry (in place of the key's last one); a closed one costs nothing but its place until a sweep. */
-  set(name: string, entry: E): void {
+  /** Notes an entry holding `bytes` (in place of the key's last one); a closed one costs its place until a sweep. */
+  set(name: string, entry: E, bytes: number): void {
     const entries = this.#entries;
-    if (entries.size >= this.#sweepAt) {
-      for (const [n, e] of entries) if (!this.isOpen(e)) entries.delete(n);
+    if (entries.size >= this.#sweepAt || this.#bytes >= this.#sweepBytes) {
+      this.#bytes = 0;
+      for (const [n, e] of entries) {
+        if (!this.isOpen(e.entry)) entries.delete(n);
+        else this.#bytes += e.bytes;
+      }
       // A turn with more writes than that (a deep pipeline) would sweep at every one: wait for twice what is left.
       this.#sweepAt = Math.max(queuedSweepAt, 2 * entries.size);
+      this.#sweepBytes = Math.max(queuedSweepBytes, 2 * this.#bytes);
     }
-    entries.set(name, entry);
+    entries.set(name, { entry, bytes });
+    this.#bytes += bytes;
   }
 }
 

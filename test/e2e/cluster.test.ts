@@ -142,6 +142,36 @@ t.test('SETs of one key through a node that does not own it go to the first owne
   t.same(values, Array(4).fill(values[0]), 'every node answers the same');
 });
 
+t.test('forwarded writes batched together keep their own outcomes when one of them waits for a stopped owner', async (t) => {
+  const nodes = await startCluster(5, { args: ['--request-timeout-ms', '1000'] });
+  t.teardown(() => stopAll(nodes));
+  const c = new Redis({ port: nodes[0]!.port, maxRetriesPerRequest: 0 });
+  t.teardown(() => c.disconnect());
+  const ids = await Promise.all(nodes.map((n) => cli(n.port, 'CLUSTER', 'MYID')));
+  const owners = async (key: string) => ((await c.call('CLUSTER', 'OWNERS', key)) as string[][]).map((o) => o[0]!);
+  // Two keys node 0 does not own, with the same first owner; one also owned by node `stopped`, the other not.
+  let k1 = '';
+  let k2 = '';
+  let stopped = -1;
+  for (let i = 0; k2 === '' && i < 2000; i++) {
+    const o = await owners(`b${i}`);
+    if (o.includes(ids[0]!)) continue;
+    if (k1 === '') {
+      k1 = `b${i}`;
+      stopped = ids.indexOf(o[2]!);
+    } else if (o[0] === (await owners(k1))[0] && !o.includes(ids[stopped]!)) k2 = `b${i}`;
+  }
+  t.not(k2, '', `keys found (${k1}, ${k2})`);
+  await c.call('CONSISTENCY', 'WRITE', 'ALL');
+  nodes[stopped]!.proc.kill('SIGSTOP');
+  t.teardown(() => nodes[stopped]!.proc.kill('SIGCONT'));
+  // One connection's SETs of two keys start together and go to the first owner in one coordinateBatch.
+  const replies = (await c.pipeline().set(k1, 'x').set(k2, 'y').exec())!;
+  t.match(String(replies[0]![0]), /^ReplyError: TRYAGAIN write quorum not reached: 2 of 3 needed/, 'the SET needing the stopped owner failed with its own quorum error');
+  t.same(replies[1], [null, 'OK'], 'the SET beside it succeeded');
+  t.equal(await c.get(k2), 'y');
+});
+
 t.test('pipelined SETs of one key on one connection: the later absorbs the earlier, never across a read', async (t) => {
   const nodes = await startCluster(3);
   t.teardown(() => stopAll(nodes));
