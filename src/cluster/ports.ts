@@ -111,11 +111,14 @@ function settleBatch<R, T>(
   for (let i = 0; i < waiters.length; i++) deliver(waiters[i]!, node, rs[i]!, i);
 }
 
+/** Marks items as in a request: from now on nothing may join or replace them (see Coordinator, Queued). */
+function markSent<I extends { sent?: boolean }>(items: I[]): I[] {
+  for (const item of items) item.sent = true;
+  return items;
+}
+
 export const writeBatching: Batching<WriteItem, VersionVector | null> = {
-  message: (items) => {
-    for (const item of items) item.sent = true; // its version is now fixed (see WriteItem.sent)
-    return { type: 'writeBatch', items };
-  },
+  message: (items) => ({ type: 'writeBatch', items: markSent(items) }), // its version is now fixed (see WriteItem.sent)
   settle: (node, waiters, answer) =>
     settleBatch(
       node,
@@ -128,10 +131,7 @@ export const writeBatching: Batching<WriteItem, VersionVector | null> = {
 };
 
 export const readBatching: Batching<ReadItem, VersionedObject | null> = {
-  message: (items) => {
-    for (const item of items) item.sent = true; // asked now: a later GET may not share it (see ReadItem.sent)
-    return { type: 'readBatch', items };
-  },
+  message: (items) => ({ type: 'readBatch', items: markSent(items) }), // asked now: a later GET may not share it (see ReadItem.sent)
   settle: (node, waiters, answer, askAlone) =>
     settleBatch(
       node,
@@ -149,10 +149,7 @@ export const readBatching: Batching<ReadItem, VersionedObject | null> = {
 };
 
 export const coordinateBatching: Batching<CoordinateItem, number> = {
-  message: (items) => {
-    for (const item of items) item.sent = true; // its value is now fixed (see CoordinateItem.sent)
-    return { type: 'coordinateBatch', items };
-  },
+  message: (items) => ({ type: 'coordinateBatch', items: markSent(items) }), // its value is now fixed (see CoordinateItem.sent)
   settle: (node, waiters, answer) =>
     settleBatch(
       node,
