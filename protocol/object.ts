@@ -33,6 +33,7 @@
 import type { NodeId, Sibling, VersionedObject } from '../src/cluster/types.js';
 
 export const OBJECT_FORMAT_VERSION = 1;
+const VV_START = 3; // after version and vvCount
 const VV_ENTRY_BYTES = 24;
 const SIBLING_HEADER_BYTES = 27;
 const NODE_ID_BYTES = 20;
@@ -189,40 +190,30 @@ export function encodeObjectOnce(obj: VersionedObject): Buffer {
 }
 
 /**
- * Decodes and checks one object. Never throws on bad bytes: anything the
- * encoder could not have produced is `corrupt` with a reason. Values are
- * copied out, so `buf` may be reused afterwards.
+ * Checks that `buf` holds one object the encoder could have produced, without
+ * building it: null if so, else why not. A replica stores and answers objects
+ * as the bytes it received or holds, so it checks them this way instead of
+ * decoding them (decodeObject runs the same check first).
  */
-export function decodeObject(buf: Buffer, limits: ObjectLimits): ObjectDecodeResult {
-  const corrupt = (reason: string): ObjectDecodeResult => ({ kind: 'corrupt', reason });
-  if (buf.length < 5) return corrupt(`${buf.length} bytes is shorter than the smallest object`);
-  if (buf[0] !== OBJECT_FORMAT_VERSION) return corrupt(`unsupported object format version ${buf[0]}`);
-  let o = 1;
-  const vvCount = buf.readUInt16LE(o);
-  o += 2;
-  if (vvCount > limits.vvEntriesMax) return corrupt(`${vvCount} vv entries exceed the limit of ${limits.vvEntriesMax}`);
-  if (buf.length - o < vvCount * VV_ENTRY_BYTES + 2) return corrupt('truncated in the version vector');
-
-  const ids: NodeId[] = [];
-  const vv = new Map<NodeId, number>();
-  for (let i = 0; i < vvCount; i++) {
-    const id = buf.toString('hex', o, o + NODE_ID_BYTES);
-    const counter = buf.readUInt32LE(o + NODE_ID_BYTES);
-    o += VV_ENTRY_BYTES;
-    if (counter === 0) return corrupt(`vv counter of ${id} is 0`);
-    if (i > 0 && compareIds(ids[i - 1]!, id) >= 0) return corrupt('vv entries not sorted by distinct node id');
-    ids.push(id);
-    vv.set(id, counter);
+export function checkObject(buf: Buffer, limits: ObjectLimits): string | null {
+  if (buf.length < 5) return `${buf.length} bytes is shorter than the smallest object`;
+  if (buf[0] !== OBJECT_FORMAT_VERSION) return `unsupported object format version ${buf[0]}`;
+  const vvCount = buf.readUInt16LE(1);
+  if (vvCount > limits.vvEntriesMax) return `${vvCount} vv entries exceed the limit of ${limits.vvEntriesMax}`;
+  if (buf.length - VV_START < vvCount * VV_ENTRY_BYTES + 2) return 'truncated in the version vector';
+  let o = VV_START;
+  for (let i = 0; i < vvCount; i++, o += VV_ENTRY_BYTES) {
+    if (buf.readUInt32LE(o + NODE_ID_BYTES) === 0) return `vv counter of ${idAt(buf, o)} is 0`;
+    if (i > 0 && compareIdsAt(buf, o - VV_ENTRY_BYTES, buf, o) >= 0) return 'vv entries not sorted by distinct node id';
   }
 
   const siblingCount = buf.readUInt16LE(o);
   o += 2;
-  if (siblingCount > limits.siblingsMax) return corrupt(`${siblingCount} siblings exceed the limit of ${limits.siblingsMax}`);
-  const siblings: Sibling[] = [];
+  if (siblingCount > limits.siblingsMax) return `${siblingCount} siblings exceed the limit of ${limits.siblingsMax}`;
   let previousIndex = -1;
   let previousCounter = 0;
   for (let i = 0; i < siblingCount; i++) {
-    if (buf.length - o < SIBLING_HEADER_BYTES) return corrupt(`truncated in sibling ${i}`);
+    if (buf.length - o < SIBLING_HEADER_BYTES) return `truncated in sibling ${i}`;
     const nodeIndex = buf.readUInt16LE(o);
     const counter = buf.readUInt32LE(o + 2);
     const hlc = readU64(buf, o + 6);
@@ -231,32 +222,131 @@ export function decodeObject(buf: Buffer, limits: ObjectLimits): ObjectDecodeRes
     const length = buf.readUInt32LE(o + 23);
     o += SIBLING_HEADER_BYTES;
 
-    if (nodeIndex >= vvCount) return corrupt(`sibling ${i} names vv entry ${nodeIndex} of ${vvCount}`);
-    const node = ids[nodeIndex]!;
-    if (counter === 0 || counter > vv.get(node)!) return corrupt(`sibling ${i} dot ${node}:${counter} is not covered by the vv`);
-    if (nodeIndex < previousIndex || (nodeIndex === previousIndex && counter <= previousCounter)) {
-      return corrupt('siblings not sorted by distinct dots');
-    }
-    if (!Number.isSafeInteger(hlc) || !Number.isSafeInteger(expiresAtMs)) return corrupt(`sibling ${i} has a u64 beyond 2^53`);
-    if ((flags & ~objectFlagsKnown) !== 0) return corrupt(`sibling ${i} has unknown flags ${flags}`);
-    const tombstone = (flags & ObjectFlag.Tombstone) !== 0;
-    if (tombstone && length !== 0) return corrupt(`tombstone sibling ${i} carries ${length} value bytes`);
-    if (length > limits.valueBytesMax) return corrupt(`sibling ${i} value of ${length} bytes exceeds the limit`);
-    if (buf.length - o < length) return corrupt(`truncated in the value of sibling ${i}`);
-    const value = tombstone ? null : Buffer.from(buf.subarray(o, o + length));
+    if (nodeIndex >= vvCount) return `sibling ${i} names vv entry ${nodeIndex} of ${vvCount}`;
+    const entry = VV_START + nodeIndex * VV_ENTRY_BYTES;
+    if (counter === 0 || counter > buf.readUInt32LE(entry + NODE_ID_BYTES)) return `sibling ${i} dot ${idAt(buf, entry)}:${counter} is not covered by the vv`;
+    if (nodeIndex < previousIndex || (nodeIndex === previousIndex && counter <= previousCounter)) return 'siblings not sorted by distinct dots';
+    if (!Number.isSafeInteger(hlc) || !Number.isSafeInteger(expiresAtMs)) return `sibling ${i} has a u64 beyond 2^53`;
+    if ((flags & ~objectFlagsKnown) !== 0) return `sibling ${i} has unknown flags ${flags}`;
+    if ((flags & ObjectFlag.Tombstone) !== 0 && length !== 0) return `tombstone sibling ${i} carries ${length} value bytes`;
+    if (length > limits.valueBytesMax) return `sibling ${i} value of ${length} bytes exceeds the limit`;
+    if (buf.length - o < length) return `truncated in the value of sibling ${i}`;
     o += length;
-    siblings.push({ node, counter, hlc, value, expiresAtMs });
     previousIndex = nodeIndex;
     previousCounter = counter;
   }
-  if (o !== buf.length) return corrupt(`${buf.length - o} trailing bytes after the object`);
+  if (o !== buf.length) return `${buf.length - o} trailing bytes after the object`;
+  return null;
+}
+
+/**
+ * Decodes and checks one object. Never throws on bad bytes: anything the
+ * encoder could not have produced is `corrupt` with a reason. Values are
+ * copied out, so `buf` may be reused afterwards.
+ */
+export function decodeObject(buf: Buffer, limits: ObjectLimits): ObjectDecodeResult {
+  const reason = checkObject(buf, limits);
+  if (reason !== null) return { kind: 'corrupt', reason };
+  // Checked: from here on every field is where and what the format says.
+  const vvCount = buf.readUInt16LE(1);
+  const ids: NodeId[] = [];
+  const vv = new Map<NodeId, number>();
+  let o = VV_START;
+  for (let i = 0; i < vvCount; i++, o += VV_ENTRY_BYTES) {
+    const id = idAt(buf, o);
+    ids.push(id);
+    vv.set(id, buf.readUInt32LE(o + NODE_ID_BYTES));
+  }
+  const siblingCount = buf.readUInt16LE(o);
+  o += 2;
+  const siblings: Sibling[] = [];
+  for (let i = 0; i < siblingCount; i++) {
+    const length = buf.readUInt32LE(o + 23);
+    let value: Buffer | null = null;
+    if ((buf[o + 22]! & ObjectFlag.Tombstone) === 0) {
+      value = Buffer.allocUnsafe(length);
+      buf.copy(value, 0, o + SIBLING_HEADER_BYTES, o + SIBLING_HEADER_BYTES + length);
+    }
+    siblings.push({ node: ids[buf.readUInt16LE(o)]!, counter: buf.readUInt32LE(o + 2), hlc: readU64(buf, o + 6), value, expiresAtMs: readU64(buf, o + 14) });
+    o += SIBLING_HEADER_BYTES + length;
+  }
   return { kind: 'ok', object: { vv, siblings } };
+}
+
+/** objectExpiry of a checked encoding, without decoding it. */
+export function encodedObjectExpiry(buf: Buffer): number {
+  let o = VV_START + buf.readUInt16LE(1) * VV_ENTRY_BYTES;
+  const siblingCount = buf.readUInt16LE(o);
+  o += 2;
+  let latest = 0;
+  for (let i = 0; i < siblingCount; i++) {
+    const expiresAtMs = readU64(buf, o + 14);
+    if (expiresAtMs === 0) return 0;
+    if (expiresAtMs > latest) latest = expiresAtMs;
+    o += SIBLING_HEADER_BYTES + buf.readUInt32LE(o + 23);
+  }
+  return latest;
+}
+
+/**
+ * Whether storing `incoming` over the copy `local` is right as it stands: the
+ * DVV merge of the two would be `incoming` itself and differ from `local`.
+ * That holds when incoming's vv covers local's and local has seen none of
+ * incoming's dots (a new write, the common case), and this checks only that,
+ * on the bytes: false means "decode both and merge". `incoming` must be a
+ * checked encoding; of `local` only the vv is read, and a vv that does not
+ * fit its buffer answers false.
+ *
+ * Why that is enough: local's siblings all have dots within local's vv, so
+ * incoming has seen each and holds none of them (its dots are all new to
+ * local): the merge drops them all, keeps all of incoming's, and its vv is
+ * incoming's. And accountsFor(incoming, local) holds, so a reported write
+ * was accounted for.
+ */
+export function supersedesEncoded(incoming: Buffer, local: Buffer): boolean {
+  if (local.length < 5 || local[0] !== OBJECT_FORMAT_VERSION) return false;
+  const localCount = local.readUInt16LE(1);
+  if (local.length < VV_START + localCount * VV_ENTRY_BYTES + 2) return false;
+  const incomingCount = incoming.readUInt16LE(1);
+  for (let l = 0, lo = VV_START; l < localCount; l++, lo += VV_ENTRY_BYTES) {
+    const io = vvEntryFor(incoming, incomingCount, local, lo);
+    if (io < 0 || incoming.readUInt32LE(io + NODE_ID_BYTES) < local.readUInt32LE(lo + NODE_ID_BYTES)) return false;
+  }
+  let o = VV_START + incomingCount * VV_ENTRY_BYTES;
+  const siblingCount = incoming.readUInt16LE(o);
+  o += 2;
+  if (siblingCount === 0) return false;
+  for (let i = 0; i < siblingCount; i++) {
+    const lo = vvEntryFor(local, localCount, incoming, VV_START + incoming.readUInt16LE(o) * VV_ENTRY_BYTES);
+    if (lo >= 0 && local.readUInt32LE(lo + NODE_ID_BYTES) >= incoming.readUInt32LE(o + 2)) return false; // local has seen this dot
+    o += SIBLING_HEADER_BYTES + incoming.readUInt32LE(o + 23);
+  }
+  return true;
+}
+
+/** The offset in `buf` of the vv entry (of `count`) whose id is the one at `idBuf[idAt]`, or -1. No order assumed. */
+function vvEntryFor(buf: Buffer, count: number, idBuf: Buffer, at: number): number {
+  for (let i = 0, o = VV_START; i < count; i++, o += VV_ENTRY_BYTES) if (compareIdsAt(buf, o, idBuf, at) === 0) return o;
+  return -1;
+}
+
+/** Raw node ids compare as their lowercase hex does. */
+function compareIdsAt(a: Buffer, aAt: number, b: Buffer, bAt: number): number {
+  for (let i = 0; i < NODE_ID_BYTES; i++) {
+    const d = a[aAt + i]! - b[bAt + i]!;
+    if (d !== 0) return d;
+  }
+  return 0;
+}
+
+function idAt(buf: Buffer, at: number): NodeId {
+  return buf.toString('hex', at, at + NODE_ID_BYTES);
 }
 
 /**
  * When the store may drop the whole object by itself: 0 (never) if any
  * sibling, live or tombstone, has no expiry; else the latest expiry, when
- * every sibling has expired.
+ * every sibling has expired. (encodedObjectExpiry is the same on the bytes.)
  */
 export function objectExpiry(obj: VersionedObject): number {
   if (obj.siblings.length === 0) return 0;

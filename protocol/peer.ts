@@ -85,7 +85,7 @@
 import { createHmac, timingSafeEqual } from 'node:crypto';
 import type { CoordinateItem, CoordinateResult, MemberState, NodeId, PeerMessage, PeerMessageType, ReadItem, ReadResult, VersionedObject, WriteItem, WriteResult } from '../src/cluster/types.js';
 import { crc32c } from './crc32c.js';
-import { decodeObject, encodeObjectOnce, type ObjectLimits } from './object.js';
+import { checkObject, decodeObject, encodeObjectOnce, type ObjectLimits } from './object.js';
 
 /** Bytes before the payload: length, crc, kind, id, type. */
 export const FRAME_HEADER_BYTES = 14;
@@ -328,6 +328,9 @@ function writeMessage(w: ChunkWriter, msg: PeerMessage): void {
       for (const r of msg.results) {
         if (r === null) {
           w.u8(0);
+        } else if (Buffer.isBuffer(r)) {
+          w.u8(1);
+          w.bytes(r, 'objects.object'); // a replica's stored encoding, as is
         } else if ('error' in r) {
           w.u8(2);
           w.str(r.error, 'objects.error');
@@ -609,6 +612,32 @@ function readMember(r: Reader): MemberState {
   return { id, host, port, clusterPort, incarnation, heartbeat, state: state === 0 ? 'member' : 'left', weight, datacenter, rack };
 }
 
+/**
+ * A writeBatch item as it arrives: its object is checked, and decoded only
+ * when asked for. A replica stores a new write over its copy as these bytes
+ * without decoding it (SegmentReplica.apply).
+ */
+class ReceivedWrite implements WriteItem {
+  #object: VersionedObject | null = null;
+  readonly #limits: ObjectLimits;
+  constructor(
+    readonly key: Buffer,
+    readonly encoded: Buffer,
+    readonly report: boolean,
+    limits: ObjectLimits,
+  ) {
+    this.#limits = limits;
+  }
+  get object(): VersionedObject {
+    if (this.#object === null) {
+      const d = decodeObject(this.encoded, this.#limits);
+      if (d.kind !== 'ok') throw new Error(`a checked object does not decode: ${d.reason}`); // a bug, not bad input
+      this.#object = d.object;
+    }
+    return this.#object;
+  }
+}
+
 /** An object field, decoded, and the view of the frame it was decoded from. */
 function readObjectBytes(r: Reader, what: string): { object: VersionedObject; view: Buffer } {
   const view = r.view(r.u32(`${what} length`), what);
@@ -665,9 +694,11 @@ function readMessage(type: PeerMessageType, r: Reader): PeerMessage {
       const items: WriteItem[] = [];
       for (let i = 0; i < n; i++) {
         const key = r.bytes('writeBatch.key');
-        const { object, view } = readObjectBytes(r, 'writeBatch.object');
+        const view = r.view(r.u32('writeBatch.object length'), 'writeBatch.object');
+        const bad = checkObject(view, r.objectLimits);
+        if (bad !== null) throw new BadPayload(`writeBatch.object: ${bad}`);
         // The encoding is kept as a copy, so a stored object does not pin the socket's read buffer.
-        items.push({ key, object, encoded: Buffer.from(view), report: r.bool('writeBatch.report') });
+        items.push(new ReceivedWrite(key, Buffer.from(view), r.bool('writeBatch.report'), r.objectLimits));
       }
       return { type, items };
     }

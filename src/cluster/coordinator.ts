@@ -21,7 +21,7 @@ import { type Clock, type Random, type ReplicaStore, type Transport, type WriteW
 import { type DoneListener, QuorumTally, WriteRound } from './quorum.js';
 import type { Ring } from './ring.js';
 import type { CoordinateItem, CoordinateResult, NodeId, PeerMessage, ReadItem, ReadResult, Sibling, VersionedObject, VersionVector, WriteItem, WriteResult } from './types.js';
-import { accountsFor, emptyObject, equalObjects, merge, mergeVV, resolve, update } from './version.js';
+import { emptyObject, equalObjects, merge, mergeVV, resolve, update } from './version.js';
 
 export interface Quorum {
   r: number;
@@ -346,8 +346,9 @@ export class Coordinator implements KeyValue {
     for (const [node, obj] of answers) {
       if (obj !== null && (obj === all || equalObjects(obj, all))) continue;
       this.stats.readRepairs++;
-      if (node === this.ports.self) void Promise.resolve(this.ports.replica.apply(key, all)).catch(() => {});
-      else this.ports.transport.sendWrite(node, { key, object: all, encoded: encodeObjectOnce(all), report: false }, ignoreWrite, this.options.requestTimeoutMs);
+      const encoded = encodeObjectOnce(all);
+      if (node === this.ports.self) void Promise.resolve(this.ports.replica.apply(key, encoded, all)).catch(() => {});
+      else this.ports.transport.sendWrite(node, { key, object: all, encoded, report: false }, ignoreWrite, this.options.requestTimeoutMs);
     }
   }
 
@@ -699,7 +700,7 @@ export class Coordinator implements KeyValue {
   #applyHere(key: Buffer, object: VersionedObject, encoded: Buffer, heard: (err: string | null) => void): Maybe<void> {
     const durable = (): void => this.ports.replica.whenDurable((err) => heard(err ? err.message : null));
     try {
-      const applied = this.ports.replica.apply(key, object, encoded);
+      const applied = this.ports.replica.apply(key, encoded, object);
       if (!isPromise(applied)) return durable();
       return applied.then(durable, (e: Error) => heard(e.message));
     } catch (e) {
@@ -864,13 +865,16 @@ export class Coordinator implements KeyValue {
     return Promise.all(waits).then((): PeerMessage => ({ type: 'coordinated', results }));
   }
 
-  /** The replica side of a readBatch: each item's local copy (values dropped for version-only items), in order. */
+  /**
+   * The replica side of a readBatch: each item's local copy, in order; as
+   * stored (not decoded) unless it is version-only, whose values are dropped.
+   */
   #readItems(items: ReadItem[]): PeerMessage | Promise<PeerMessage> {
     const results: ReadResult[] = new Array<ReadResult>(items.length).fill(null);
-    const waits = eachItem(
+    const waits = eachItem<ReadItem, ReadResult>(
       items,
-      (item) => this.ports.replica.read(item.key),
-      (i, o) => (results[i] = o === null ? null : items[i]!.versionOnly ? withoutValues(o) : o),
+      (item) => (item.versionOnly ? then(this.ports.replica.read(item.key), (o) => (o === null ? null : withoutValues(o))) : this.ports.replica.readEncoded(item.key)),
+      (i, o) => (results[i] = o),
       (i, error) => (results[i] = { error }),
     );
     const answer = (): PeerMessage => ({ type: 'objects', results: this.#fitAnswer(results) });
@@ -887,8 +891,10 @@ export class Coordinator implements KeyValue {
     let bytes = 0;
     for (let i = 0; i < results.length; i++) {
       const r = results[i]!;
-      if (r === null || 'error' in r || 'again' in r) continue;
-      bytes += encodedObjectLength(r);
+      if (r === null) continue;
+      if (Buffer.isBuffer(r)) bytes += r.length;
+      else if ('error' in r || 'again' in r) continue;
+      else bytes += encodedObjectLength(r);
       if (i > 0 && bytes > this.options.readAnswerBytesMax) results[i] = { again: true };
     }
     return results;
@@ -904,10 +910,9 @@ export class Coordinator implements KeyValue {
     const results: WriteResult[] = new Array<WriteResult>(items.length).fill(null);
     const waits = eachItem(
       items,
-      (item) => this.ports.replica.apply(item.key, item.object, item.encoded),
-      (i, prior) => {
-        const { object, report } = items[i]!;
-        if (report && prior !== null && !accountsFor(object, prior)) results[i] = { seen: prior.vv };
+      (item) => this.ports.replica.apply(item.key, item.encoded),
+      (i, unaccounted) => {
+        if (unaccounted !== null && items[i]!.report) results[i] = { seen: unaccounted };
       },
       (i, error) => (results[i] = { error }),
     );

@@ -8,6 +8,8 @@
 // and Math.random.
 
 import { performance } from 'node:perf_hooks';
+import { decodeObject } from '../../protocol/object.js';
+import { objectLimits } from './version.js';
 import type { CoordinateItem, CoordinateResult, NodeId, PeerMessage, ReadItem, ReadResult, VersionedObject, VersionVector, WriteItem, WriteResult } from './types.js';
 
 /** Wall-clock time in unix milliseconds. */
@@ -140,7 +142,12 @@ export const readBatching: Batching<ReadItem, VersionedObject | null> = {
       (m) => (m.type === 'objects' ? m.results : undefined),
       (w, n, r: ReadResult, i) => {
         if (r === null) w.answer(n, null);
-        else if ('error' in r) w.fail(n, r.error);
+        else if (Buffer.isBuffer(r)) {
+          // The replica's stored bytes, as an in-process transport hands them over (the TCP one decodes them).
+          const d = decodeObject(r, objectLimits);
+          if (d.kind === 'ok') w.answer(n, d.object);
+          else w.fail(n, `its copy does not decode: ${d.reason}`);
+        } else if ('error' in r) w.fail(n, r.error);
         else if ('again' in r) askAlone(i);
         else w.answer(n, r);
       },
@@ -244,13 +251,17 @@ export function sample<T>(random: Random, items: readonly T[], k: number): T[] {
 
 /**
  * This node's replica of the keys it owns: the local store seen as versioned
- * objects. `apply` merges an incoming object into the local copy (never
- * replaces it blindly) and returns the copy as it was before (null if none);
- * `whenDurable` says when applied writes are on disk.
+ * objects. `readEncoded` is the copy as stored (checked, not decoded), what
+ * a replica answers other nodes' reads with. `apply` merges an incoming
+ * version, given as its encoding and, when the caller has it, its decoded
+ * form, into the local copy (never replaces it blindly) and returns null
+ * when the version accounted for the copy (or there was none), else the
+ * copy's version vector; `whenDurable` says when applied writes are on disk.
  */
 export interface ReplicaStore {
   read(key: Buffer): VersionedObject | null | Promise<VersionedObject | null>;
-  apply(key: Buffer, object: VersionedObject, encoded?: Buffer): VersionedObject | null | Promise<VersionedObject | null>;
+  readEncoded(key: Buffer): Buffer | null | Promise<Buffer | null>;
+  apply(key: Buffer, encoded: Buffer, object?: VersionedObject): VersionVector | null | Promise<VersionVector | null>;
   whenDurable(cb: (err: Error | null) => void): void;
   /** One step over the local keys (tombstoned ones included); cursor 0 starts and ends. */
   scan(cursor: number, count: number): { cursor: number; keys: Buffer[] };

@@ -9,20 +9,32 @@ import { HybridClock } from '../../src/cluster/hlc.js';
 import { type Batching, type Clock, type ReplicaStore, type Transport, type Waiter, coordinateBatching, seededRandom, readBatching, sendAlone, writeBatching } from '../../src/cluster/ports.js';
 import { QuorumTally, WriteRound } from '../../src/cluster/quorum.js';
 import { Ring } from '../../src/cluster/ring.js';
-import type { NodeId, PeerMessage, VersionedObject } from '../../src/cluster/types.js';
-import { merge, update } from '../../src/cluster/version.js';
+import type { NodeId, PeerMessage, VersionedObject, VersionVector } from '../../src/cluster/types.js';
+import { accountsFor, merge, objectLimits, update } from '../../src/cluster/version.js';
+import { decodeObject, encodeObject } from '../../protocol/object.js';
 import { member, nodeId } from './helpers.js';
+
+function decoded(encoded: Buffer): VersionedObject {
+  const d = decodeObject(encoded, objectLimits);
+  if (d.kind !== 'ok') throw new Error(d.reason);
+  return d.object;
+}
 
 class MemoryReplica implements ReplicaStore {
   readonly data = new Map<string, VersionedObject>();
   read(key: Buffer): VersionedObject | null {
     return this.data.get(key.toString('latin1')) ?? null;
   }
-  apply(key: Buffer, object: VersionedObject): VersionedObject | null {
+  readEncoded(key: Buffer): Buffer | null {
+    const o = this.read(key);
+    return o === null ? null : encodeObject(o);
+  }
+  apply(key: Buffer, encoded: Buffer, object?: VersionedObject): VersionVector | null {
+    const incoming = object ?? decoded(encoded);
     const k = key.toString('latin1');
     const cur = this.data.get(k);
-    this.data.set(k, cur === undefined ? object : merge(cur, object));
-    return cur ?? null;
+    this.data.set(k, cur === undefined ? incoming : merge(cur, incoming));
+    return cur === undefined || accountsFor(incoming, cur) ? null : cur.vv;
   }
   whenDurable(cb: (err: Error | null) => void): void {
     queueMicrotask(() => cb(null));
@@ -440,7 +452,8 @@ t.test('GETs of one key in one turn share a read; a GET that joins still sees wh
   // answers do not have it): the GET that joins after that sees it.
   const first = c.coords[0]!.get(k('hot'));
   const current = c.replicas[0]!.read(k('hot'))!;
-  c.replicas[0]!.apply(k('hot'), update(current, current.vv, c.ids[1]!, 1, k('v2'), 0, 64));
+  const newer = update(current, current.vv, c.ids[1]!, 1, k('v2'), 0, 64);
+  c.replicas[0]!.apply(k('hot'), encodeObject(newer), newer);
   const joined = c.coords[0]!.get(k('hot'));
   t.equal((await joined)?.value.toString(), 'v2', 'the joiner read this node\'s copy afresh');
   await first;

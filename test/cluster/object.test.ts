@@ -3,13 +3,15 @@
 // the decoder throw (random bytes, every truncation, bit flips).
 
 import t from 'tap';
-import { decodeObject, encodeObject, encodedObjectLength, objectExpiry, OBJECT_FORMAT_VERSION } from '../../protocol/object.js';
+import { checkObject, decodeObject, encodeObject, encodedObjectExpiry, encodedObjectLength, objectExpiry, OBJECT_FORMAT_VERSION, supersedesEncoded } from '../../protocol/object.js';
 import type { ObjectLimits } from '../../protocol/object.js';
 import { randomInt, seededRandom } from '../../src/cluster/ports.js';
 import type { VersionedObject } from '../../src/cluster/types.js';
-import { equalObjects, objectLimits, update } from '../../src/cluster/version.js';
+import { accountsFor, equalObjects, merge, objectLimits, update } from '../../src/cluster/version.js';
 import { nodeId } from './helpers.js';
 import { randomHistory } from './histories.js';
+
+const decodeObjectChecked = decodeObject;
 
 const objects = Array.from({ length: 60 }, (_, seed) =>
   randomHistory(1000 + seed, { steps: 30, hlcRange: 2 ** 50, expiryProbability: 0.2 }).objects,
@@ -105,8 +107,15 @@ t.test('the decoder rejects non-canonical and out-of-limit input', async (t) => 
   t.match(corrupt(tombWithValue), /tombstone/);
 });
 
-t.test('no input makes the decoder throw', async (t) => {
+t.test('no input makes the decoder throw, and checkObject agrees with it on every input', async (t) => {
   const random = seededRandom(3);
+  let disagreements = 0;
+  const decodeObject = (buf: Buffer, limits: ObjectLimits) => {
+    const r = decodeObjectChecked(buf, limits);
+    const reason = checkObject(buf, limits);
+    if ((r.kind === 'ok') !== (reason === null) || (r.kind === 'corrupt' && r.reason !== reason)) disagreements++;
+    return r;
+  };
   let decoded = 0;
   let notCanonical = 0;
   let runs = 0;
@@ -143,6 +152,7 @@ t.test('no input makes the decoder throw', async (t) => {
     decodeObject(buf, objectLimits);
   }
   t.equal(notCanonical, 0, 'every mutated encoding that decoded re-encodes byte for byte');
+  t.equal(disagreements, 0, 'checkObject gives the verdict and reason decodeObject does');
   t.pass(`${runs} damaged inputs, none threw (${decoded} mutated encodings still decoded: flips in values or HLCs)`);
 });
 
@@ -156,4 +166,39 @@ t.test('objectExpiry', async (t) => {
   t.equal(objectExpiry(two), 900, 'every sibling expires: the latest');
   const withTombstone = update(one(500), new Map(), a, 2, null, 0);
   t.equal(objectExpiry(withTombstone), 0, 'a tombstone without expiry keeps the object');
+});
+
+t.test('encodedObjectExpiry is objectExpiry on the bytes', async (t) => {
+  let differ = 0;
+  for (const obj of objects) if (encodedObjectExpiry(encodeObject(obj)) !== objectExpiry(obj)) differ++;
+  t.equal(differ, 0, `${objects.length} objects`);
+});
+
+t.test('supersedesEncoded: true only where storing the incoming bytes is the merge', async (t) => {
+  // Every ordered pair of copies from a few histories (copies of one key), plus new writes over each copy.
+  let claimed = 0;
+  let wrong = 0;
+  let pairs = 0;
+  const histories = Array.from({ length: 12 }, (_, seed) => randomHistory(5000 + seed, { steps: 25, hlcRange: 1000 }));
+  for (const h of histories) {
+    const copies = h.objects.slice(-40);
+    const fresh = copies.map((c, i) => update(c, c.vv, h.actors[i % h.actors.length]!, 10_000 + i, Buffer.from(`new ${i}`), 0));
+    for (const local of copies) {
+      for (const incoming of [...copies, ...fresh]) {
+        pairs++;
+        if (!supersedesEncoded(encodeObject(incoming), encodeObject(local))) continue;
+        claimed++;
+        const merged = merge(local, incoming);
+        if (!equalObjects(merged, incoming) || equalObjects(merged, local) || !accountsFor(incoming, local)) wrong++;
+      }
+    }
+    // A new write versioned over a copy always qualifies: the fast path is the common path.
+    for (let i = 0; i < copies.length; i++) if (!supersedesEncoded(encodeObject(fresh[i]!), encodeObject(copies[i]!))) wrong++;
+  }
+  t.equal(wrong, 0, `${pairs} pairs, ${claimed} claimed`);
+  t.ok(claimed > histories.length * 40, 'and it claims many of them');
+  const one = update(null, new Map(), nodeId(1), 1, Buffer.from('x'), 0);
+  t.notOk(supersedesEncoded(encodeObject(one), encodeObject(one)), 'the same version again: not new');
+  t.notOk(supersedesEncoded(encodeObject(one), Buffer.from([OBJECT_FORMAT_VERSION, 9, 0])), 'a local copy whose vv does not fit: decode instead');
+  t.notOk(supersedesEncoded(encodeObject({ vv: one.vv, siblings: [] }), encodeObject({ vv: new Map(), siblings: [] })), 'no siblings: decode instead');
 });

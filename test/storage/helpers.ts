@@ -16,7 +16,7 @@ import type { Entry, StoreOptions } from '../../src/storage/store.js';
 
 export const limits = { keyBytesMax, valueBytesMax };
 
-interface Teardown {
+export interface Teardown {
   teardown(fn: () => void | Promise<void>): void;
 }
 
