@@ -263,7 +263,10 @@ class ChunkWriter {
   }
   bytes(b: Buffer, what: string): void {
     if (!Buffer.isBuffer(b)) throw new TypeError(`${what} must be a Buffer`);
-    this.u32(b.length, `${what} length`);
+    if (b.length > 0xffff_ffff) throw new TypeError(`${what} length must be a u32, got ${b.length}`);
+    this.room(4);
+    this.pos = this.buf.writeUInt32LE(b.length, this.pos);
+    this.total += 4;
     this.raw(b);
   }
   str(s: string, what: string): void {
@@ -558,9 +561,19 @@ class Reader {
   /** Exactly n bytes: a view when large, else a copy (see viewBytesMin). */
   raw(n: number, what: string): Buffer {
     this.need(n, what);
-    const view = this.buf.subarray(this.pos, this.pos + n);
+    const start = this.pos;
     this.pos += n;
-    return n >= viewBytesMin ? view : Buffer.from(view);
+    if (n >= viewBytesMin) return this.buf.subarray(start, this.pos);
+    const copy = Buffer.allocUnsafe(n);
+    this.buf.copy(copy, 0, start, this.pos);
+    return copy;
+  }
+  /** A u32 length field of `what` (its name is built only for an error: this runs for every byte field). */
+  length(what: string): number {
+    if (this.buf.length - this.pos < 4) throw new BadPayload(`truncated payload: ${what} length needs 4 bytes, ${this.left} left`);
+    const v = this.buf.readUInt32LE(this.pos);
+    this.pos += 4;
+    return v;
   }
   /** Exactly n bytes as a view of the frame, for callers that copy what they keep. */
   view(n: number, what: string): Buffer {
@@ -569,10 +582,10 @@ class Reader {
     return this.buf.subarray(this.pos - n, this.pos);
   }
   bytes(what: string): Buffer {
-    return this.raw(this.u32(`${what} length`), what);
+    return this.raw(this.length(what), what);
   }
   str(what: string): string {
-    const n = this.u32(`${what} length`);
+    const n = this.length(what);
     this.need(n, what);
     const s = this.buf.toString('utf8', this.pos, this.pos + n);
     this.pos += n;
@@ -640,7 +653,7 @@ class ReceivedWrite implements WriteItem {
 
 /** An object field, decoded, and the view of the frame it was decoded from. */
 function readObjectBytes(r: Reader, what: string): { object: VersionedObject; view: Buffer } {
-  const view = r.view(r.u32(`${what} length`), what);
+  const view = r.view(r.length(what), what);
   const result = decodeObject(view, r.objectLimits);
   if (result.kind !== 'ok') throw new BadPayload(`${what}: ${result.reason}`);
   return { object: result.object, view };
@@ -694,7 +707,7 @@ function readMessage(type: PeerMessageType, r: Reader): PeerMessage {
       const items: WriteItem[] = [];
       for (let i = 0; i < n; i++) {
         const key = r.bytes('writeBatch.key');
-        const view = r.view(r.u32('writeBatch.object length'), 'writeBatch.object');
+        const view = r.view(r.length('writeBatch.object'), 'writeBatch.object');
         const bad = checkObject(view, r.objectLimits);
         if (bad !== null) throw new BadPayload(`writeBatch.object: ${bad}`);
         // The encoding is kept as a copy, so a stored object does not pin the socket's read buffer.
