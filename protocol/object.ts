@@ -324,6 +324,85 @@ export function supersedesEncoded(incoming: Buffer, local: Buffer): boolean {
   return true;
 }
 
+/**
+ * The encoding of the version a plain SET on an owner writes over the copy
+ * `local` (a checked encoding; null: no copy): what
+ * encodeObject(update(local, local.vv, actor, hlc, value, expiresAtMs)) gives
+ * (src/cluster/version.ts), built from local's bytes without decoding them.
+ * With local's own vv as the context every local sibling is superseded, so
+ * the new object is local's vv with the actor's counter one higher, and one
+ * sibling: the write. Throws RangeError where encodeObject would.
+ */
+export function nextVersionEncoded(local: Buffer | null, actor: NodeId, hlc: number, value: Buffer, expiresAtMs: number): Buffer {
+  checkU53('hlc', hlc);
+  checkU53('expiresAtMs', expiresAtMs);
+  if (value.length > u32Max) throw new RangeError('value too large for the format');
+  const id = rawNodeId(actor);
+  const localCount = local === null ? 0 : local.readUInt16LE(1);
+  // The actor's entry: where it is, or where it goes in id order.
+  let at = 0;
+  let counter = 1;
+  let held = false;
+  for (; at < localCount; at++) {
+    const order = compareIdsAt(local!, VV_START + at * VV_ENTRY_BYTES, id, 0);
+    if (order === 0) {
+      held = true;
+      counter = local!.readUInt32LE(VV_START + at * VV_ENTRY_BYTES + NODE_ID_BYTES) + 1;
+      break;
+    }
+    if (order > 0) break;
+  }
+  if (counter > u32Max) throw new RangeError(`vv counter ${counter} out of range`);
+  const vvCount = localCount + (held ? 0 : 1);
+  if (vvCount > u16Max) throw new RangeError(`${vvCount} vv entries do not fit the format`);
+
+  const buf = Buffer.allocUnsafe(VV_START + vvCount * VV_ENTRY_BYTES + 2 + SIBLING_HEADER_BYTES + value.length);
+  buf[0] = OBJECT_FORMAT_VERSION;
+  buf.writeUInt16LE(vvCount, 1);
+  let o = VV_START;
+  if (at > 0) o += local!.copy(buf, o, VV_START, VV_START + at * VV_ENTRY_BYTES);
+  id.copy(buf, o);
+  buf.writeUInt32LE(counter, o + NODE_ID_BYTES);
+  o += VV_ENTRY_BYTES;
+  const rest = VV_START + (at + (held ? 1 : 0)) * VV_ENTRY_BYTES;
+  if (local !== null && rest < VV_START + localCount * VV_ENTRY_BYTES) o += local.copy(buf, o, rest, VV_START + localCount * VV_ENTRY_BYTES);
+  buf.writeUInt16LE(1, o);
+  o += 2;
+  buf.writeUInt16LE(at, o);
+  buf.writeUInt32LE(counter, o + 2);
+  writeU64(buf, hlc, o + 6);
+  writeU64(buf, expiresAtMs, o + 14);
+  buf[o + 22] = 0;
+  buf.writeUInt32LE(value.length, o + 23);
+  o += SIBLING_HEADER_BYTES;
+  o += value.copy(buf, o);
+  if (o !== buf.length) throw new Error(`version builder wrote ${o} of ${buf.length} bytes`); // a bug here, not bad input
+  return buf;
+}
+
+/** The highest HLC among the siblings of a checked encoding (0 if none). */
+export function encodedMaxHlc(buf: Buffer): number {
+  let o = VV_START + buf.readUInt16LE(1) * VV_ENTRY_BYTES;
+  const siblingCount = buf.readUInt16LE(o);
+  o += 2;
+  let max = 0;
+  for (let i = 0; i < siblingCount; i++) {
+    const hlc = readU64(buf, o + 6);
+    if (hlc > max) max = hlc;
+    o += SIBLING_HEADER_BYTES + buf.readUInt32LE(o + 23);
+  }
+  return max;
+}
+
+/** A node id as its 20 raw bytes; the last one asked is kept (a coordinator asks for its own id). */
+let lastRawId: { id: NodeId; raw: Buffer } | null = null;
+function rawNodeId(id: NodeId): Buffer {
+  if (lastRawId !== null && lastRawId.id === id) return lastRawId.raw;
+  if (!isNodeId(id)) throw new RangeError(`node id ${JSON.stringify(id)} is not 40 lowercase hex characters`);
+  lastRawId = { id, raw: Buffer.from(id, 'hex') };
+  return lastRawId.raw;
+}
+
 /** The offset in `buf` of the vv entry (of `count`) whose id is the one at `idBuf[idAt]`, or -1. No order assumed. */
 function vvEntryFor(buf: Buffer, count: number, idBuf: Buffer, at: number): number {
   for (let i = 0, o = VV_START; i < count; i++, o += VV_ENTRY_BYTES) if (compareIdsAt(buf, o, idBuf, at) === 0) return o;

@@ -625,32 +625,6 @@ function readMember(r: Reader): MemberState {
   return { id, host, port, clusterPort, incarnation, heartbeat, state: state === 0 ? 'member' : 'left', weight, datacenter, rack };
 }
 
-/**
- * A writeBatch item as it arrives: its object is checked, and decoded only
- * when asked for. A replica stores a new write over its copy as these bytes
- * without decoding it (SegmentReplica.apply).
- */
-class ReceivedWrite implements WriteItem {
-  #object: VersionedObject | null = null;
-  readonly #limits: ObjectLimits;
-  constructor(
-    readonly key: Buffer,
-    readonly encoded: Buffer,
-    readonly report: boolean,
-    limits: ObjectLimits,
-  ) {
-    this.#limits = limits;
-  }
-  get object(): VersionedObject {
-    if (this.#object === null) {
-      const d = decodeObject(this.encoded, this.#limits);
-      if (d.kind !== 'ok') throw new Error(`a checked object does not decode: ${d.reason}`); // a bug, not bad input
-      this.#object = d.object;
-    }
-    return this.#object;
-  }
-}
-
 /** An object field, decoded, and the view of the frame it was decoded from. */
 function readObjectBytes(r: Reader, what: string): { object: VersionedObject; view: Buffer } {
   const view = r.view(r.length(what), what);
@@ -710,8 +684,8 @@ function readMessage(type: PeerMessageType, r: Reader): PeerMessage {
         const view = r.view(r.length('writeBatch.object'), 'writeBatch.object');
         const bad = checkObject(view, r.objectLimits);
         if (bad !== null) throw new BadPayload(`writeBatch.object: ${bad}`);
-        // The encoding is kept as a copy, so a stored object does not pin the socket's read buffer.
-        items.push(new ReceivedWrite(key, Buffer.from(view), r.bool('writeBatch.report'), r.objectLimits));
+        // Checked, not decoded (a replica decodes it only to merge); kept as a copy, so a stored object does not pin the socket's read buffer.
+        items.push({ key, encoded: Buffer.from(view), report: r.bool('writeBatch.report') });
       }
       return { type, items };
     }

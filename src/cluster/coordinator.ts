@@ -15,7 +15,7 @@
 
 import { type Entry, type KeyValue, type Maybe, type ScanPage, type Update, isPromise, then } from '../kv/keyvalue.js';
 import { KeyLocks } from '../kv/locks.js';
-import { encodedObjectLength, encodeObjectOnce } from '../../protocol/object.js';
+import { encodedMaxHlc, encodedObjectLength, encodeObject, nextVersionEncoded } from '../../protocol/object.js';
 import type { HybridClock } from './hlc.js';
 import { type Clock, type Random, type ReplicaStore, type Transport, type WriteWaiter, randomInt } from './ports.js';
 import { type DoneListener, QuorumTally, WriteRound } from './quorum.js';
@@ -346,9 +346,9 @@ export class Coordinator implements KeyValue {
     for (const [node, obj] of answers) {
       if (obj !== null && (obj === all || equalObjects(obj, all))) continue;
       this.stats.readRepairs++;
-      const encoded = encodeObjectOnce(all);
+      const encoded = encodeObject(all);
       if (node === this.ports.self) void Promise.resolve(this.ports.replica.apply(key, encoded, all)).catch(() => {});
-      else this.ports.transport.sendWrite(node, { key, object: all, encoded, report: false }, ignoreWrite, this.options.requestTimeoutMs);
+      else this.ports.transport.sendWrite(node, { key, encoded, report: false }, ignoreWrite, this.options.requestTimeoutMs);
     }
   }
 
@@ -518,7 +518,7 @@ export class Coordinator implements KeyValue {
     const { w } = this.quorum;
     const need = n - Math.min(w, n) + 1;
     const first = this.#locks.runNow([key], () =>
-      then(this.ports.replica.read(key), (local) => this.#versionSet(key, local ?? emptyObject(), write, w, need)),
+      then(this.ports.replica.readEncoded(key), (local) => this.#versionSet(key, this.#nextEncoded(local, write), w, need)),
     );
     return new Promise((resolve, reject) =>
       whenDone(first, reject, (err, unaccounted) => {
@@ -537,13 +537,23 @@ export class Coordinator implements KeyValue {
     this.stats.writeRetries++;
     const context: VersionedObject = { vv: unaccounted.reduce(mergeVV), siblings: [] };
     const second = this.#locks.runNow([key], () =>
-      then(this.ports.replica.read(key), (local) => this.#versionSet(key, local === null ? context : merge(local, context), write, w, 0)),
+      then(this.ports.replica.read(key), (local) => this.#versionSet(key, this.#nextEncoded(encodeObject(local === null ? context : merge(local, context)), write), w, 0)),
     );
     return new Promise((resolve, reject) => whenDone(second, reject, (err) => (err !== null ? reject(err) : resolve(1))));
   }
 
   /**
-   * Versions a SET over `known` and sends it to the other owners (#version),
+   * The version a SET writes over `known` (an encoding; null: no copy here),
+   * built on the bytes (nextVersionEncoded): a plain SET decodes nothing.
+   */
+  #nextEncoded(known: Buffer | null, write: Entry): Buffer {
+    const seen = known === null ? 0 : encodedMaxHlc(known);
+    if (seen > 0) this.ports.hlc.observe(seen);
+    return nextVersionEncoded(known, this.ports.self, this.ports.hlc.now(), write.value, write.expiresAtMs);
+  }
+
+  /**
+   * Sends a SET's new version (`encoded`, see #nextEncoded) to the other owners (#version),
    * unless a SET of the same key earlier in this turn still has its version
    * queued for them (not yet on the wire) with the same levels: then this one
    * rides along. Its version, built over the local copy that already holds
@@ -554,28 +564,28 @@ export class Coordinator implements KeyValue {
    * overwritten by a newer one, never lost. A hot key then costs the owners
    * one item per turn instead of one per SET.
    */
-  #versionSet(key: Buffer, known: VersionedObject, write: Entry, w: number, contextNeed: number): Maybe<Pending> {
+  #versionSet(key: Buffer, encoded: Buffer, w: number, contextNeed: number): Maybe<Pending> {
     const name = key.toString('latin1');
-    const object = this.#nextVersion(known, write);
     const open = this.#shared.open.get(name);
-    if (open !== undefined && open.item.report === contextNeed > 0 && open.round.w === Math.min(w, open.round.owners.length)) {
-      const owners = this.owners(key);
-      const encoded = encodeObjectOnce(object);
-      if (sameNodes(owners, open.round.owners) && encoded.length <= open.item.encoded.length + rideAlongSlackBytes) {
-        return this.#rideAlong(key, open, object, encoded);
-      }
+    if (
+      open !== undefined &&
+      open.item.report === contextNeed > 0 &&
+      open.round.w === Math.min(w, open.round.owners.length) &&
+      encoded.length <= open.item.encoded.length + rideAlongSlackBytes &&
+      sameNodes(this.owners(key), open.round.owners)
+    ) {
+      return this.#rideAlong(key, open, encoded);
     }
-    return this.#version(key, object, w, contextNeed, name);
+    return this.#version(key, encoded, w, contextNeed, name);
   }
 
-  /** See #versionSet: `object` replaces the version queued in `open` for every other owner. */
-  #rideAlong(key: Buffer, open: OpenSet, object: VersionedObject, encoded: Buffer): Maybe<Pending> {
+  /** See #versionSet: `encoded` replaces the version queued in `open` for every other owner. */
+  #rideAlong(key: Buffer, open: OpenSet, encoded: Buffer): Maybe<Pending> {
     this.stats.writesCombined++;
-    open.item.object = object;
     open.item.encoded = encoded;
     const rider = new Rider(open.round, this.#writeFailed);
     return then(
-      this.#applyHere(key, object, encoded, (err) => rider.local(err)),
+      this.#applyHere(key, encoded, (err) => rider.local(err)),
       () => rider,
     );
   }
@@ -589,7 +599,7 @@ export class Coordinator implements KeyValue {
       const known = local === null ? context : merge(local, context);
       if (op === 'delete' && resolve(known, this.ports.clock.now()) === undefined) return undefined;
       // Awaiting #version waits for the local apply only (the next write here must see it), not the acks.
-      return this.#version(key, this.#nextVersion(known, op === 'set' ? { value: value!, expiresAtMs } : null), w);
+      return this.#version(key, encodeObject(this.#nextVersion(known, op === 'set' ? { value: value!, expiresAtMs } : null)), w);
     });
     if (outcome === undefined) return 0;
     await outcome.acked;
@@ -637,7 +647,7 @@ export class Coordinator implements KeyValue {
           if (wr === undefined) continue;
           const local = this.#isOwner(keys[i]!) ? await this.ports.replica.read(keys[i]!) : null;
           const known = local === null ? contexts[i]! : merge(local, contexts[i]!);
-          pending.push((await this.#version(keys[i]!, this.#nextVersion(known, wr), w)).acked);
+          pending.push((await this.#version(keys[i]!, encodeObject(this.#nextVersion(known, wr)), w)).acked);
         }
       }
       return result;
@@ -661,21 +671,21 @@ export class Coordinator implements KeyValue {
    * the W acks are best effort, as a context read is: with fewer owners
    * reachable, the write stands on its W acks.
    */
-  #version(key: Buffer, object: VersionedObject, w: number, contextNeed = 0, openAs: string | null = null): Maybe<WriteRound> {
+  #version(key: Buffer, encoded: Buffer, w: number, contextNeed = 0, openAs: string | null = null): Maybe<WriteRound> {
     const self = this.ports.self;
     const owners = this.owners(key);
     const wNeed = Math.min(w, owners.length);
     // On failure the round waits for every owner (the local fsync too), so the error counts them all.
     const tally = new WriteRound(owners, wNeed, Math.max(wNeed, Math.min(contextNeed, owners.length)), this.#writeFailed);
     // One item for every other owner; the transport batches a turn's writes per owner (writeBatch).
-    const item: WriteItem = { key, object, encoded: encodeObjectOnce(object), report: contextNeed > 0, sent: false };
+    const item: WriteItem = { key, encoded, report: contextNeed > 0, sent: false };
     for (const node of owners) {
       if (node !== self) this.ports.transport.sendWrite(node, item, tally, this.options.requestTimeoutMs);
     }
     if (openAs !== null) this.#shared.open.set(openAs, { item, round: tally }, item.key.length + item.encoded.length);
     if (!owners.includes(self)) return tally;
     return then(
-      this.#applyHere(key, object, item.encoded, (err) => (err === null ? tally.answer(self, null) : tally.fail(self, err))),
+      this.#applyHere(key, encoded, (err) => (err === null ? tally.answer(self, null) : tally.fail(self, err))),
       () => tally,
     );
   }
@@ -697,10 +707,10 @@ export class Coordinator implements KeyValue {
   }
 
   /** Applies a version to the local copy; `heard` gets null once it is durable, or why it failed. Waits only for the apply. */
-  #applyHere(key: Buffer, object: VersionedObject, encoded: Buffer, heard: (err: string | null) => void): Maybe<void> {
+  #applyHere(key: Buffer, encoded: Buffer, heard: (err: string | null) => void): Maybe<void> {
     const durable = (): void => this.ports.replica.whenDurable((err) => heard(err ? err.message : null));
     try {
-      const applied = this.ports.replica.apply(key, encoded, object);
+      const applied = this.ports.replica.apply(key, encoded);
       if (!isPromise(applied)) return durable();
       return applied.then(durable, (e: Error) => heard(e.message));
     } catch (e) {

@@ -105,11 +105,10 @@ export type ReadResult = VersionedObject | Buffer | null | { error: string } | {
 /** One write of a writeBatch. */
 export interface WriteItem {
   key: Buffer;
-  object: VersionedObject;
   /**
-   * The object's encoding (protocol/object.ts): made once by the coordinator
+   * The version, encoded (protocol/object.ts): made once by the coordinator
    * for its own store and every owner, carried as is on the wire, and stored
-   * as is by a replica whose copy the version supersedes.
+   * as is by a replica whose copy it supersedes; decoded only for a merge.
    */
   encoded: Buffer;
   /**

@@ -3,7 +3,7 @@
 // the decoder throw (random bytes, every truncation, bit flips).
 
 import t from 'tap';
-import { checkObject, decodeObject, encodeObject, encodedObjectExpiry, encodedObjectLength, objectExpiry, OBJECT_FORMAT_VERSION, supersedesEncoded } from '../../protocol/object.js';
+import { checkObject, decodeObject, encodedMaxHlc, encodeObject, encodedObjectExpiry, encodedObjectLength, nextVersionEncoded, objectExpiry, OBJECT_FORMAT_VERSION, supersedesEncoded } from '../../protocol/object.js';
 import type { ObjectLimits } from '../../protocol/object.js';
 import { randomInt, seededRandom } from '../../src/cluster/ports.js';
 import type { VersionedObject } from '../../src/cluster/types.js';
@@ -201,4 +201,34 @@ t.test('supersedesEncoded: true only where storing the incoming bytes is the mer
   t.notOk(supersedesEncoded(encodeObject(one), encodeObject(one)), 'the same version again: not new');
   t.notOk(supersedesEncoded(encodeObject(one), Buffer.from([OBJECT_FORMAT_VERSION, 9, 0])), 'a local copy whose vv does not fit: decode instead');
   t.notOk(supersedesEncoded(encodeObject({ vv: one.vv, siblings: [] }), encodeObject({ vv: new Map(), siblings: [] })), 'no siblings: decode instead');
+});
+
+t.test('nextVersionEncoded is update() over the copy\'s own vv, encoded', async (t) => {
+  const random = seededRandom(11);
+  // Actors already in the vvs (1..4), and ones sorting before and after all of them.
+  const actors = [nodeId(1), nodeId(2), nodeId(3), nodeId(4), '0'.repeat(40), 'f'.repeat(40)];
+  let differ = 0;
+  let runs = 0;
+  for (const local of [null, ...objects.slice(0, 400)]) {
+    for (const actor of actors) {
+      const hlc = randomInt(random, 2 ** 40);
+      const expiresAtMs = random.next() < 0.3 ? randomInt(random, 2 ** 41) : 0;
+      const value = Buffer.alloc(randomInt(random, 40), randomInt(random, 256));
+      const expected = encodeObject(update(local, local?.vv ?? new Map(), actor, hlc, value, expiresAtMs));
+      const built = nextVersionEncoded(local === null ? null : encodeObject(local), actor, hlc, value, expiresAtMs);
+      runs++;
+      if (!built.equals(expected)) differ++;
+    }
+  }
+  t.equal(differ, 0, `${runs} versions built byte for byte as update() + encodeObject`);
+  t.throws(() => nextVersionEncoded(null, 'not-hex', 1, Buffer.from('x'), 0), RangeError, 'a bad actor id');
+  t.throws(() => nextVersionEncoded(null, nodeId(1), 2 ** 53, Buffer.from('x'), 0), RangeError, 'an HLC beyond 2^53');
+  const full = encodeObject({ vv: new Map([[nodeId(1), 0xffff_ffff]]), siblings: [] });
+  t.throws(() => nextVersionEncoded(full, nodeId(1), 1, Buffer.from('x'), 0), RangeError, 'a counter past u32');
+});
+
+t.test('encodedMaxHlc', async (t) => {
+  let differ = 0;
+  for (const obj of objects) if (encodedMaxHlc(encodeObject(obj)) !== obj.siblings.reduce((m, s) => Math.max(m, s.hlc), 0)) differ++;
+  t.equal(differ, 0, `${objects.length} objects`);
 });

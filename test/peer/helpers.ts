@@ -63,12 +63,12 @@ export function sampleMessages(): PeerMessage[] {
     { type: 'objects', results: [null, { vv: new Map(), siblings: [] }, { error: 'ERR bad record' }, { again: true }] },
     { type: 'objects', results: [] },
     { type: 'ack' },
-    { type: 'writeBatch', items: [{ key: bin, object: sampleObject, encoded: encodeObject(sampleObject), report: true }] },
+    { type: 'writeBatch', items: [{ key: bin, encoded: encodeObject(sampleObject), report: true }] },
     {
       type: 'writeBatch',
       items: [
-        { key: Buffer.from('user:1'), object: sampleObject, encoded: encodeObject(sampleObject), report: false },
-        { key: Buffer.alloc(0), object: { vv: new Map(), siblings: [] }, encoded: encodeObject({ vv: new Map(), siblings: [] }), report: true },
+        { key: Buffer.from('user:1'), encoded: encodeObject(sampleObject), report: false },
+        { key: Buffer.alloc(0), encoded: encodeObject({ vv: new Map(), siblings: [] }), report: true },
       ],
     },
     { type: 'writtenBatch', results: [] },

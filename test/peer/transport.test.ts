@@ -373,7 +373,7 @@ t.test('writes (and reads) sent in one turn travel as one writeBatch (readBatch)
           new Promise<string>((resolve) =>
             a.transport.sendWrite(
               b.id,
-              { key: Buffer.from(key), object: sampleObject, encoded: encodeObject(sampleObject), report },
+              { key: Buffer.from(key), encoded: encodeObject(sampleObject), report },
               {
                 answer: (node, seen) => resolve(`${node === b.id ? 'b' : node} ok ${seen === null ? '-' : [...seen].join(';')}`),
                 fail: (node, reason) => resolve(`${node === b.id ? 'b' : node} failed ${reason}`),
@@ -441,7 +441,7 @@ t.test('read items an answer had no room for are asked for alone; a nested flush
   introduce(a, b);
   await a.transport.request(b.id, { type: 'ack' }, 5000);
   let writeHeard = 0;
-  a.transport.sendWrite(b.id, { key: Buffer.from('w'), object: sampleObject, encoded: enc, report: false }, { answer: () => writeHeard++, fail: () => writeHeard++ }, 5000);
+  a.transport.sendWrite(b.id, { key: Buffer.from('w'), encoded: enc, report: false }, { answer: () => writeHeard++, fail: () => writeHeard++ }, 5000);
   const heard: string[] = [];
   const reads = ['r1', 'r2', 'r3'].map(
     (key) =>
