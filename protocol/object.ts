@@ -273,6 +273,13 @@ export function decodeObject(buf: Buffer, limits: ObjectLimits): ObjectDecodeRes
   return { kind: 'ok', object: { vv, siblings } };
 }
 
+/** Decodes an encoding already checked (checkObject, or made by the encoder): a failure is a bug, and throws. */
+export function decodeCheckedObject(buf: Buffer, limits: ObjectLimits): VersionedObject {
+  const d = decodeObject(buf, limits);
+  if (d.kind !== 'ok') throw new Error(`a checked object does not decode: ${d.reason}`);
+  return d.object;
+}
+
 /** objectExpiry of a checked encoding, without decoding it. */
 export function encodedObjectExpiry(buf: Buffer): number {
   let o = VV_START + buf.readUInt16LE(1) * VV_ENTRY_BYTES;

@@ -333,15 +333,12 @@ function writeMessage(w: ChunkWriter, msg: PeerMessage): void {
           w.u8(0);
         } else if (Buffer.isBuffer(r)) {
           w.u8(1);
-          w.bytes(r, 'objects.object'); // a replica's stored encoding, as is
+          w.bytes(r, 'objects.object'); // a replica's copy, encoded
         } else if ('error' in r) {
           w.u8(2);
           w.str(r.error, 'objects.error');
-        } else if ('again' in r) {
-          w.u8(3);
         } else {
-          w.u8(1);
-          writeObject(w, r, 'objects.object');
+          w.u8(3);
         }
       }
       return;
@@ -625,6 +622,14 @@ function readMember(r: Reader): MemberState {
   return { id, host, port, clusterPort, incarnation, heartbeat, state: state === 0 ? 'member' : 'left', weight, datacenter, rack };
 }
 
+/** An object field as its encoding, checked (not decoded): a copy, or a view of a large frame (see Reader.raw). */
+function readCheckedObject(r: Reader, what: string): Buffer {
+  const bytes = r.bytes(what);
+  const bad = checkObject(bytes, r.objectLimits);
+  if (bad !== null) throw new BadPayload(`${what}: ${bad}`);
+  return bytes;
+}
+
 /** An object field, decoded, and the view of the frame it was decoded from. */
 function readObjectBytes(r: Reader, what: string): { object: VersionedObject; view: Buffer } {
   const view = r.view(r.length(what), what);
@@ -669,7 +674,7 @@ function readMessage(type: PeerMessageType, r: Reader): PeerMessage {
       for (let i = 0; i < n; i++) {
         const status = r.u8('objects.status');
         if (status === 0) results.push(null);
-        else if (status === 1) results.push(readObject(r, 'objects.object'));
+        else if (status === 1) results.push(readCheckedObject(r, 'objects.object'));
         else if (status === 2) results.push({ error: r.str('objects.error') });
         else if (status === 3) results.push({ again: true });
         else throw new BadPayload(`objects.status must be 0 to 3, got ${status}`);

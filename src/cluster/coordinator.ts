@@ -15,13 +15,13 @@
 
 import { type Entry, type KeyValue, type Maybe, type ScanPage, type Update, isPromise, then } from '../kv/keyvalue.js';
 import { KeyLocks } from '../kv/locks.js';
-import { encodedMaxHlc, encodedObjectLength, encodeObject, nextVersionEncoded } from '../../protocol/object.js';
+import { decodeCheckedObject, encodedMaxHlc, encodeObject, nextVersionEncoded } from '../../protocol/object.js';
 import type { HybridClock } from './hlc.js';
 import { type Clock, type Random, type ReplicaStore, type Transport, type WriteWaiter, randomInt } from './ports.js';
 import { type DoneListener, QuorumTally, WriteRound } from './quorum.js';
 import type { Ring } from './ring.js';
 import type { CoordinateItem, CoordinateResult, NodeId, PeerMessage, ReadItem, ReadResult, Sibling, VersionedObject, VersionVector, WriteItem, WriteResult } from './types.js';
-import { emptyObject, equalObjects, merge, mergeVV, resolve, update } from './version.js';
+import { emptyObject, equalObjects, merge, mergeVV, objectLimits, resolve, update } from './version.js';
 
 export interface Quorum {
   r: number;
@@ -121,7 +121,7 @@ interface OpenRead {
   /** Answers it waits for. */
   need: number;
   /** Until the read is decided; then null, so a closed entry holds no answers or values. */
-  tally: QuorumTally<VersionedObject | null> | null;
+  tally: QuorumTally<Buffer | null> | null;
   result: Promise<VersionedObject> | null;
 }
 
@@ -290,13 +290,13 @@ export class Coordinator implements KeyValue {
 
   /** #read's own round: `openAs` (the key, for a GET) lets later GETs share it. */
   #readRound(key: Buffer, owners: readonly NodeId[], r: number, versionOnly: boolean, forWrite: boolean, openAs: string | null): Promise<VersionedObject> {
-    const tally = new QuorumTally<VersionedObject | null>(owners, Math.min(r, owners.length));
+    const tally = new QuorumTally<Buffer | null>(owners, Math.min(r, owners.length));
     // One item for every other owner; the transport batches a turn's reads per owner (readBatch).
     const item: ReadItem = { key, versionOnly, sent: false };
     for (const node of owners) {
       if (node === this.ports.self) {
         try {
-          const local = this.ports.replica.read(key);
+          const local = this.ports.replica.readEncoded(key);
           if (local instanceof Promise) {
             local.then(
               (o) => tally.answer(node, o),
@@ -312,7 +312,7 @@ export class Coordinator implements KeyValue {
     }
     // (Not an async function: this is every GET's path, and each await costs.)
     const answered = (): VersionedObject => {
-      const merged = mergeAll(tally.answers.values());
+      const merged = this.#merged(key, tally.answers);
       if (!versionOnly) tally.whenSettled(() => this.#repair(key, tally.answers));
       let hlc = 0;
       for (const s of merged.siblings) if (s.hlc > hlc) hlc = s.hlc;
@@ -339,14 +339,33 @@ export class Coordinator implements KeyValue {
     return result;
   }
 
+  /**
+   * The merge of the copies of key that owners answered (encodings; null:
+   * none). They usually agree, byte for byte, and then one is decoded and
+   * nothing merged: equal objects have equal encodings (protocol/object.ts).
+   */
+  #merged(key: Buffer, copies: ReadonlyMap<NodeId, Buffer | null>): VersionedObject {
+    const one = agreed(copies.values());
+    if (one === null) return emptyObject();
+    if (one !== undefined) return this.ports.replica.decode(key, one);
+    let out: VersionedObject | null = null;
+    for (const copy of copies.values()) {
+      if (copy === null) continue;
+      const o = decodeCheckedObject(copy, objectLimits);
+      out = out === null ? o : merge(out, o);
+    }
+    return out!;
+  }
+
   /** Read repair: every owner that answered with less than the merge of all answers gets the merge. */
-  #repair(key: Buffer, answers: ReadonlyMap<NodeId, VersionedObject | null>): void {
-    const all = mergeAll(answers.values());
+  #repair(key: Buffer, answers: ReadonlyMap<NodeId, Buffer | null>): void {
+    if (agreed(answers.values()) !== undefined) return; // the same copy everywhere (or none anywhere)
+    const all = this.#merged(key, answers);
     if (all.siblings.length === 0 && all.vv.size === 0) return;
-    for (const [node, obj] of answers) {
-      if (obj !== null && (obj === all || equalObjects(obj, all))) continue;
+    const encoded = encodeObject(all);
+    for (const [node, copy] of answers) {
+      if (copy !== null && copy.equals(encoded)) continue;
       this.stats.readRepairs++;
-      const encoded = encodeObject(all);
       if (node === this.ports.self) void Promise.resolve(this.ports.replica.apply(key, encoded, all)).catch(() => {});
       else this.ports.transport.sendWrite(node, { key, encoded, report: false }, ignoreWrite, this.options.requestTimeoutMs);
     }
@@ -883,7 +902,10 @@ export class Coordinator implements KeyValue {
     const results: ReadResult[] = new Array<ReadResult>(items.length).fill(null);
     const waits = eachItem<ReadItem, ReadResult>(
       items,
-      (item) => (item.versionOnly ? then(this.ports.replica.read(item.key), (o) => (o === null ? null : withoutValues(o))) : this.ports.replica.readEncoded(item.key)),
+      (item) =>
+        item.versionOnly
+          ? then(this.ports.replica.read(item.key), (o) => (o === null ? null : encodeObject(withoutValues(o))))
+          : this.ports.replica.readEncoded(item.key),
       (i, o) => (results[i] = o),
       (i, error) => (results[i] = { error }),
     );
@@ -901,10 +923,8 @@ export class Coordinator implements KeyValue {
     let bytes = 0;
     for (let i = 0; i < results.length; i++) {
       const r = results[i]!;
-      if (r === null) continue;
-      if (Buffer.isBuffer(r)) bytes += r.length;
-      else if ('error' in r || 'again' in r) continue;
-      else bytes += encodedObjectLength(r);
+      if (r === null || !Buffer.isBuffer(r)) continue;
+      bytes += r.length;
       if (i > 0 && bytes > this.options.readAnswerBytesMax) results[i] = { again: true };
     }
     return results;
@@ -977,13 +997,14 @@ function eachItem<I, T>(
 }
 
 /** The merge of every copy; copies equal to the merge so far (the common case) cost a comparison, not a merge. */
-function mergeAll(objs: Iterable<VersionedObject | null>): VersionedObject {
-  let out: VersionedObject | null = null;
-  for (const o of objs) {
-    if (o === null || o === out) continue;
-    out = out === null ? o : equalObjects(out, o) ? out : merge(out, o);
+/** The one copy all of `copies` are (null: none has one), or undefined when they differ. */
+function agreed(copies: Iterable<Buffer | null>): Buffer | null | undefined {
+  let first: Buffer | null | undefined;
+  for (const c of copies) {
+    if (first === undefined) first = c;
+    else if (c === null || first === null ? c !== first : c !== first && !c.equals(first)) return undefined;
   }
-  return out ?? emptyObject();
+  return first ?? null;
 }
 
 /**

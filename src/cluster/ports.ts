@@ -8,8 +8,6 @@
 // and Math.random.
 
 import { performance } from 'node:perf_hooks';
-import { decodeObject } from '../../protocol/object.js';
-import { objectLimits } from './version.js';
 import type { CoordinateItem, CoordinateResult, NodeId, PeerMessage, ReadItem, ReadResult, VersionedObject, VersionVector, WriteItem, WriteResult } from './types.js';
 
 /** Wall-clock time in unix milliseconds. */
@@ -67,8 +65,8 @@ export interface Waiter<T> {
 }
 /** A write is durable there; the value is the replica's prior version vector when a reported write did not account for it. */
 export type WriteWaiter = Waiter<VersionVector | null>;
-/** The replica's copy (null: it has none). */
-export type ReadWaiter = Waiter<VersionedObject | null>;
+/** The replica's copy, encoded and checked (null: it has none). */
+export type ReadWaiter = Waiter<Buffer | null>;
 /** The coordinating owner's count for the write. */
 export type CoordinateWaiter = Waiter<number>;
 
@@ -132,7 +130,7 @@ export const writeBatching: Batching<WriteItem, VersionVector | null> = {
   itemBytes: (item) => item.key.length + item.encoded.length,
 };
 
-export const readBatching: Batching<ReadItem, VersionedObject | null> = {
+export const readBatching: Batching<ReadItem, Buffer | null> = {
   message: (items) => ({ type: 'readBatch', items: markSent(items) }), // asked now: a later GET may not share it (see ReadItem.sent)
   settle: (node, waiters, answer, askAlone) =>
     settleBatch(
@@ -141,15 +139,9 @@ export const readBatching: Batching<ReadItem, VersionedObject | null> = {
       answer,
       (m) => (m.type === 'objects' ? m.results : undefined),
       (w, n, r: ReadResult, i) => {
-        if (r === null) w.answer(n, null);
-        else if (Buffer.isBuffer(r)) {
-          // The replica's stored bytes, as an in-process transport hands them over (the TCP one decodes them).
-          const d = decodeObject(r, objectLimits);
-          if (d.kind === 'ok') w.answer(n, d.object);
-          else w.fail(n, `its copy does not decode: ${d.reason}`);
-        } else if ('error' in r) w.fail(n, r.error);
-        else if ('again' in r) askAlone(i);
-        else w.answer(n, r);
+        if (r === null || Buffer.isBuffer(r)) w.answer(n, r);
+        else if ('error' in r) w.fail(n, r.error);
+        else askAlone(i);
       },
     ),
   itemBytes: (item) => item.key.length,
@@ -252,7 +244,9 @@ export function sample<T>(random: Random, items: readonly T[], k: number): T[] {
 /**
  * This node's replica of the keys it owns: the local store seen as versioned
  * objects. `readEncoded` is the copy as stored (checked, not decoded), what
- * a replica answers other nodes' reads with. `apply` merges an incoming
+ * a replica answers other nodes' reads with; `decode` decodes a checked copy
+ * of a key, this node's or another's (keeping recent ones decoded, so a hot
+ * key is not decoded on every read). `apply` merges an incoming
  * version, given as its encoding and, when the caller has it, its decoded
  * form, into the local copy (never replaces it blindly) and returns null
  * when the version accounted for the copy (or there was none), else the
@@ -261,6 +255,7 @@ export function sample<T>(random: Random, items: readonly T[], k: number): T[] {
 export interface ReplicaStore {
   read(key: Buffer): VersionedObject | null | Promise<VersionedObject | null>;
   readEncoded(key: Buffer): Buffer | null | Promise<Buffer | null>;
+  decode(key: Buffer, encoded: Buffer): VersionedObject;
   apply(key: Buffer, encoded: Buffer, object?: VersionedObject): VersionVector | null | Promise<VersionVector | null>;
   whenDurable(cb: (err: Error | null) => void): void;
   /** One step over the local keys (tombstoned ones included); cursor 0 starts and ends. */

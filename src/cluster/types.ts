@@ -95,12 +95,12 @@ export interface ReadItem {
 }
 
 /**
- * The replica's copy of one readBatch item: the object (a replica answers
- * with its stored encoding, a Buffer, which the receiver decodes), null when
- * it has none, an error message for this item alone, or `again` when the
- * answer had no room left for it (ask for it alone).
+ * The replica's copy of one readBatch item: its encoding (protocol/object.ts,
+ * as stored, or without values for a version-only item), null when it has
+ * none, an error message for this item alone, or `again` when the answer had
+ * no room left for it (ask for it alone).
  */
-export type ReadResult = VersionedObject | Buffer | null | { error: string } | { again: true };
+export type ReadResult = Buffer | null | { error: string } | { again: true };
 
 /** One write of a writeBatch. */
 export interface WriteItem {

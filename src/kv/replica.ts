@@ -13,8 +13,7 @@
 // buffer, or equal content): the store stays the one source of truth, whatever
 // else changes it (expiry, FLUSHALL, a rewrite of the storage layer).
 
-import * as assert from 'node:assert';
-import { checkObject, decodeObject, encodedObjectExpiry, encodeObjectOnce, objectExpiry, supersedesEncoded } from '../../protocol/object.js';
+import { checkObject, decodeCheckedObject, decodeObject, encodedObjectExpiry, encodeObjectOnce, objectExpiry, supersedesEncoded } from '../../protocol/object.js';
 import type { ReplicaStore } from '../cluster/ports.js';
 import type { VersionedObject, VersionVector } from '../cluster/types.js';
 import { accountsFor, equalObjects, merge, objectLimits } from '../cluster/version.js';
@@ -27,13 +26,6 @@ import { KeyLocks } from './locks.js';
 interface Decoded {
   bytes: Buffer;
   object: VersionedObject;
-}
-
-/** Decodes an encoding known to be good (checked on arrival, or made by encodeObject). */
-function decodeChecked(encoded: Buffer): VersionedObject {
-  const d = decodeObject(encoded, objectLimits);
-  if (d.kind !== 'ok') assert.fail(`a checked object does not decode: ${d.reason}`);
-  return d.object;
 }
 
 /**
@@ -132,6 +124,16 @@ export class SegmentReplica implements ReplicaStore {
     return null;
   }
 
+  /** `encoded`, a checked copy of key (this node's or another's), decoded; recent ones are kept decoded. */
+  decode(key: Buffer, encoded: Buffer): VersionedObject {
+    const k = key.toString('latin1');
+    const known = this.#decoded.get(k);
+    if (known !== undefined && (known.bytes === encoded || known.bytes.equals(encoded))) return known.object;
+    const object = decodeCheckedObject(encoded, objectLimits);
+    this.#remember(k, encoded, object);
+    return object;
+  }
+
   #corrupt(key: Buffer, reason: string): void {
     this.corruptObjects++;
     this.log.error({ key: key.toString('latin1').slice(0, 200), reason }, 'stored object does not decode; treating the key as missing here');
@@ -166,7 +168,7 @@ export class SegmentReplica implements ReplicaStore {
       return null;
     }
     const prior = this.#decode(key, current);
-    const incoming = object ?? decodeChecked(encoded);
+    const incoming = object ?? decodeCheckedObject(encoded, objectLimits);
     const accounted = accountsFor(incoming, prior);
     const merged = accounted ? incoming : merge(prior!, incoming);
     if (prior !== null && equalObjects(merged, prior)) return null; // nothing new: no write

@@ -25,6 +25,9 @@ class MemoryReplica implements ReplicaStore {
   read(key: Buffer): VersionedObject | null {
     return this.data.get(key.toString('latin1')) ?? null;
   }
+  decode(_key: Buffer, encoded: Buffer): VersionedObject {
+    return decoded(encoded);
+  }
   readEncoded(key: Buffer): Buffer | null {
     const o = this.read(key);
     return o === null ? null : encodeObject(o);

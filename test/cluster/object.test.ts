@@ -232,3 +232,19 @@ t.test('encodedMaxHlc', async (t) => {
   for (const obj of objects) if (encodedMaxHlc(encodeObject(obj)) !== obj.siblings.reduce((m, s) => Math.max(m, s.hlc), 0)) differ++;
   t.equal(differ, 0, `${objects.length} objects`);
 });
+
+t.test('equal objects have equal encodings, and only they (reads compare copies by their bytes)', async (t) => {
+  const sample = objects.slice(0, 300);
+  const encoded = sample.map((o) => encodeObject(o));
+  let wrong = 0;
+  let equalPairs = 0;
+  for (let i = 0; i < sample.length; i++) {
+    for (let j = 0; j < sample.length; j++) {
+      const same = equalObjects(sample[i]!, sample[j]!);
+      if (same && i !== j) equalPairs++;
+      if (same !== encoded[i]!.equals(encoded[j]!)) wrong++;
+    }
+  }
+  t.equal(wrong, 0, `${sample.length ** 2} pairs`);
+  t.ok(equalPairs > 0, `including ${equalPairs} pairs of distinct but equal objects`);
+});

@@ -81,13 +81,16 @@ t.test('every message type round trips in every frame kind', async (t) => {
   }
 });
 
-t.test('a replica answers reads with its stored bytes: they travel as the object would', async (t) => {
-  const asObject = encodeFrameBuffer('response', 7, { type: 'objects', results: [sampleObject, null] });
-  const asBytes = encodeFrameBuffer('response', 7, { type: 'objects', results: [encodeObject(sampleObject), null] });
-  t.ok(asBytes.equals(asObject), 'the same frame');
-  const f = decodeFrame(asBytes, objectLimits);
+t.test('objects travel as their encodings and arrive checked, not decoded', async (t) => {
+  const f = decodeFrame(encodeFrameBuffer('response', 7, { type: 'objects', results: [encodeObject(sampleObject), null] }), objectLimits);
   if (isFrameError(f)) throw new Error(f.message);
-  t.same((f as { message: PeerMessage }).message, { type: 'objects', results: [sampleObject, null] }, 'decoded as the object');
+  const results = (f as { message: PeerMessage & { type: 'objects' } }).message.results;
+  t.ok(Buffer.isBuffer(results[0]) && results[0].equals(encodeObject(sampleObject)), 'the bytes sent');
+  const bad = encodeObject(sampleObject);
+  bad[0] = 99;
+  const refused = decodeFrame(encodeFrameBuffer('response', 7, { type: 'objects', results: [bad] }), objectLimits);
+  t.ok(isFrameError(refused), 'an encoding that does not check out fails the frame');
+  t.match((refused as { message: string }).message, /objects.object: unsupported object format version 99/);
 });
 
 t.test('a writeBatch object that is not a valid encoding fails the frame', async (t) => {

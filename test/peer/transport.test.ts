@@ -6,11 +6,17 @@
 import t from 'tap';
 import * as net from 'node:net';
 import type { PeerMessage, WriteResult } from '../../src/cluster/types.js';
-import { encodeObject } from '../../protocol/object.js';
+import { decodeObject, encodeObject } from '../../protocol/object.js';
 import { encodeFrameBuffer, isFrameError, BATCH_ITEMS_MAX } from '../../protocol/peer.js';
 import { peerInflightMax } from '../../src/constants.js';
 import { PeerError } from '../../src/peer/index.js';
-import { introduce, nodeId, RawPeer, sampleObject, settle, sleep, startNode, waitFor } from './helpers.js';
+import { introduce, nodeId, objectLimits, RawPeer, sampleObject, settle, sleep, startNode, waitFor } from './helpers.js';
+
+function decoded(encoded: Buffer) {
+  const d = decodeObject(encoded, objectLimits);
+  if (d.kind !== 'ok') throw new Error(d.reason);
+  return d.object;
+}
 
 /** A handler whose answer names the request and who sent it, after an optional random delay. */
 function namingHandler(delays: boolean) {
@@ -350,7 +356,7 @@ t.test('writes (and reads) sent in one turn travel as one writeBatch (readBatch)
   b.transport.setHandler((_from, msg): PeerMessage => {
     if (msg.type === 'readBatch') {
       reads.push(msg.items.length);
-      return { type: 'objects', results: msg.items.map((i) => (i.key.toString() === 'none' ? null : i.versionOnly ? { error: 'ERR no' } : sampleObject)) };
+      return { type: 'objects', results: msg.items.map((i) => (i.key.toString() === 'none' ? null : i.versionOnly ? { error: 'ERR no' } : encodeObject(sampleObject))) };
     }
     if (msg.type !== 'writeBatch') return { type: 'ack' };
     batches.push(msg.items.length);
@@ -403,7 +409,7 @@ t.test('writes (and reads) sent in one turn travel as one writeBatch (readBatch)
       a.transport.sendRead(
         b.id,
         { key: Buffer.from(key), versionOnly },
-        { answer: (_n, o) => resolve(o === null ? 'absent' : `${o.siblings.length} siblings`), fail: (_n, reason) => resolve(reason) },
+        { answer: (_n, o) => resolve(o === null ? 'absent' : `${decoded(o).siblings.length} siblings`), fail: (_n, reason) => resolve(reason) },
         5000,
       ),
     );
@@ -436,7 +442,7 @@ t.test('read items an answer had no room for are asked for alone; a nested flush
     if (msg.type !== 'readBatch') return { type: 'ack' };
     seen.push(msg.items.length);
     // Room for the first object only, as a replica whose answer would pass readAnswerBytesMax says.
-    return { type: 'objects', results: msg.items.map((_, i) => (i === 0 ? sampleObject : { again: true as const })) };
+    return { type: 'objects', results: msg.items.map((_, i) => (i === 0 ? encodeObject(sampleObject) : { again: true as const })) };
   });
   introduce(a, b);
   await a.transport.request(b.id, { type: 'ack' }, 5000);
@@ -451,7 +457,7 @@ t.test('read items an answer had no room for are asked for alone; a nested flush
           { key: Buffer.from(key), versionOnly: false },
           {
             answer: (_n, o) => {
-              heard.push(`${key}:${o?.siblings.length}`);
+              heard.push(`${key}:${o === null ? undefined : decoded(o).siblings.length}`);
               resolve();
             },
             fail: (_n, reason) => {
