@@ -169,27 +169,6 @@ export function encodeObject(obj: VersionedObject): Buffer {
 }
 
 /**
- * encodeObject, remembering the last few objects encoded: a coordinator's new
- * version is encoded once for its own store and every owner it is sent to,
- * one after the other, not once for each. Only for objects nobody mutates
- * after encoding (src/cluster/version.ts never mutates an object it returned);
- * callers must not modify the bytes. A small ring of strong references rather
- * than a WeakMap: a WeakMap entry per write costs the garbage collector more
- * than the encoding it saves.
- */
-const recentlyEncoded: Array<{ obj: VersionedObject | null; bytes: Buffer }> = Array.from({ length: 4 }, () => ({ obj: null, bytes: Buffer.alloc(0) }));
-let recentNext = 0;
-export function encodeObjectOnce(obj: VersionedObject): Buffer {
-  for (const r of recentlyEncoded) if (r.obj === obj) return r.bytes;
-  const bytes = encodeObject(obj);
-  const slot = recentlyEncoded[recentNext]!;
-  slot.obj = obj;
-  slot.bytes = bytes;
-  recentNext = (recentNext + 1) % recentlyEncoded.length;
-  return bytes;
-}
-
-/**
  * Checks that `buf` holds one object the encoder could have produced, without
  * building it: null if so, else why not. A replica stores and answers objects
  * as the bytes it received or holds, so it checks them this way instead of

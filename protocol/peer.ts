@@ -85,7 +85,7 @@
 import { createHmac, timingSafeEqual } from 'node:crypto';
 import type { CoordinateItem, CoordinateResult, MemberState, NodeId, PeerMessage, PeerMessageType, ReadItem, ReadResult, VersionedObject, WriteItem, WriteResult } from '../src/cluster/types.js';
 import { crc32c } from './crc32c.js';
-import { checkObject, decodeObject, encodeObjectOnce, type ObjectLimits } from './object.js';
+import { checkObject, decodeObject, encodeObject, type ObjectLimits } from './object.js';
 
 /** Bytes before the payload: length, crc, kind, id, type. */
 export const FRAME_HEADER_BYTES = 14;
@@ -303,7 +303,7 @@ function writeMember(w: ChunkWriter, m: MemberState): void {
 }
 
 function writeObject(w: ChunkWriter, obj: VersionedObject, what: string): void {
-  w.bytes(encodeObjectOnce(obj), what);
+  w.bytes(encodeObject(obj), what);
 }
 
 /** The item count of a batch or its answer (see readBatchCount). */
@@ -630,17 +630,11 @@ function readCheckedObject(r: Reader, what: string): Buffer {
   return bytes;
 }
 
-/** An object field, decoded, and the view of the frame it was decoded from. */
-function readObjectBytes(r: Reader, what: string): { object: VersionedObject; view: Buffer } {
-  const view = r.view(r.length(what), what);
-  const result = decodeObject(view, r.objectLimits);
-  if (result.kind !== 'ok') throw new BadPayload(`${what}: ${result.reason}`);
-  return { object: result.object, view };
-}
-
+/** An object field, decoded (decodeObject copies the values out, so a view of the frame is enough). */
 function readObject(r: Reader, what: string): VersionedObject {
-  // decodeObject copies the values out, so a view of the frame is enough here.
-  return readObjectBytes(r, what).object;
+  const result = decodeObject(r.view(r.length(what), what), r.objectLimits);
+  if (result.kind !== 'ok') throw new BadPayload(`${what}: ${result.reason}`);
+  return result.object;
 }
 
 /**
@@ -686,11 +680,8 @@ function readMessage(type: PeerMessageType, r: Reader): PeerMessage {
       const items: WriteItem[] = [];
       for (let i = 0; i < n; i++) {
         const key = r.bytes('writeBatch.key');
-        const view = r.view(r.length('writeBatch.object'), 'writeBatch.object');
-        const bad = checkObject(view, r.objectLimits);
-        if (bad !== null) throw new BadPayload(`writeBatch.object: ${bad}`);
-        // Checked, not decoded (a replica decodes it only to merge); kept as a copy, so a stored object does not pin the socket's read buffer.
-        items.push({ key, encoded: Buffer.from(view), report: r.bool('writeBatch.report') });
+        // Checked, not decoded: a replica decodes it only to merge.
+        items.push({ key, encoded: readCheckedObject(r, 'writeBatch.object'), report: r.bool('writeBatch.report') });
       }
       return { type, items };
     }

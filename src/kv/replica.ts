@@ -13,7 +13,7 @@
 // buffer, or equal content): the store stays the one source of truth, whatever
 // else changes it (expiry, FLUSHALL, a rewrite of the storage layer).
 
-import { checkObject, decodeCheckedObject, decodeObject, encodedObjectExpiry, encodeObjectOnce, objectExpiry, supersedesEncoded } from '../../protocol/object.js';
+import { checkObject, decodeCheckedObject, decodeObject, encodedObjectExpiry, encodeObject, objectExpiry, supersedesEncoded } from '../../protocol/object.js';
 import type { ReplicaStore } from '../cluster/ports.js';
 import type { VersionedObject, VersionVector } from '../cluster/types.js';
 import { accountsFor, equalObjects, merge, objectLimits } from '../cluster/version.js';
@@ -172,7 +172,7 @@ export class SegmentReplica implements ReplicaStore {
     const accounted = accountsFor(incoming, prior);
     const merged = accounted ? incoming : merge(prior!, incoming);
     if (prior !== null && equalObjects(merged, prior)) return null; // nothing new: no write
-    const bytes = merged === incoming ? encoded : encodeObjectOnce(merged);
+    const bytes = merged === incoming ? encoded : encodeObject(merged);
     this.store.put(key, bytes, objectExpiry(merged));
     this.#remember(key.toString('latin1'), bytes, merged);
     return accounted ? null : prior!.vv;
