@@ -123,6 +123,8 @@ interface OpenRead {
   /** Until the read is decided; then null, so a closed entry holds no answers or values. */
   tally: QuorumTally<Buffer | null> | null;
   result: Promise<VersionedObject> | null;
+  /** replica.changes when this node's copy was read (see #read). */
+  localChanges: number;
 }
 
 /** A SET sent to an owner to coordinate, its item still queued for it (see #forward). */
@@ -266,6 +268,9 @@ export class Coordinator implements KeyValue {
    * after it began (the other owners are asked when the item goes out), and
    * it sees every write acknowledged before it began, as a read of its own
    * would; a hot key then costs the owners one item per turn, not one per GET.
+   * When no write has changed this node's replica since the shared read took
+   * its copy (replica.changes), that copy is still the current one, and the
+   * joiner does not read it again.
    */
   #read(key: Buffer, r: number, versionOnly: boolean, forWrite = false): Promise<VersionedObject> {
     const owners = this.owners(key);
@@ -275,7 +280,7 @@ export class Coordinator implements KeyValue {
     const open = this.#shared.reads.get(name);
     if (open !== undefined && open.need === Math.min(r, owners.length) && sameNodes(owners, open.owners)) {
       let fresh: Maybe<VersionedObject | null> = null;
-      if (owners.includes(this.ports.self)) {
+      if (owners.includes(this.ports.self) && this.ports.replica.changes !== open.localChanges) {
         try {
           fresh = this.ports.replica.read(key);
         } catch {
@@ -291,6 +296,7 @@ export class Coordinator implements KeyValue {
   /** #read's own round: `openAs` (the key, for a GET) lets later GETs share it. */
   #readRound(key: Buffer, owners: readonly NodeId[], r: number, versionOnly: boolean, forWrite: boolean, openAs: string | null): Promise<VersionedObject> {
     const tally = new QuorumTally<Buffer | null>(owners, Math.min(r, owners.length));
+    const localChanges = this.ports.replica.changes;
     // One item for every other owner; the transport batches a turn's reads per owner (readBatch).
     const item: ReadItem = { key, versionOnly, sent: false };
     for (const node of owners) {
@@ -319,7 +325,7 @@ export class Coordinator implements KeyValue {
       if (hlc > 0) this.ports.hlc.observe(hlc);
       return merged;
     };
-    const entry: OpenRead | null = openAs === null ? null : { item, owners, need: tally.need, tally, result: null };
+    const entry: OpenRead | null = openAs === null ? null : { item, owners, need: tally.need, tally, result: null, localChanges };
     const result = tally.decided().then((state) => {
       if (entry !== null) entry.tally = entry.result = null; // closed: let the answers go
       if (state !== 'failed') return answered();

@@ -246,7 +246,8 @@ export function sample<T>(random: Random, items: readonly T[], k: number): T[] {
  * objects. `readEncoded` is the copy as stored (checked, not decoded), what
  * a replica answers other nodes' reads with; `decode` decodes a checked copy
  * of a key, this node's or another's (keeping recent ones decoded, so a hot
- * key is not decoded on every read). `apply` merges an incoming
+ * key is not decoded on every read); `changes` counts the writes applied
+ * here. `apply` merges an incoming
  * version, given as its encoding and, when the caller has it, its decoded
  * form, into the local copy (never replaces it blindly) and returns null
  * when the version accounted for the copy (or there was none), else the
@@ -256,6 +257,8 @@ export interface ReplicaStore {
   read(key: Buffer): VersionedObject | null | Promise<VersionedObject | null>;
   readEncoded(key: Buffer): Buffer | null | Promise<Buffer | null>;
   decode(key: Buffer, encoded: Buffer): VersionedObject;
+  /** Bumped by every change to the local copies (a write applied, a clear): equal counts, nothing changed between. */
+  readonly changes: number;
   apply(key: Buffer, encoded: Buffer, object?: VersionedObject): VersionVector | null | Promise<VersionVector | null>;
   whenDurable(cb: (err: Error | null) => void): void;
   /** One step over the local keys (tombstoned ones included); cursor 0 starts and ends. */

@@ -78,6 +78,8 @@ export class SegmentReplica implements ReplicaStore {
   readonly #decoded = new RecentObjects();
   /** Objects that failed to decode (kept for INFO; the key reads as missing and repair rewrites it). */
   corruptObjects = 0;
+  /** Writes applied here (and clears): see ReplicaStore.changes. */
+  changes = 0;
 
   constructor(
     private readonly store: SegmentStore,
@@ -163,6 +165,7 @@ export class SegmentReplica implements ReplicaStore {
   #write(key: Buffer, current: Entry | undefined, encoded: Buffer, object: VersionedObject | undefined): VersionVector | null {
     // The common case, a new write over the copy (or no copy): stored as it came, neither side decoded.
     if (current === undefined || supersedesEncoded(encoded, current.value)) {
+      this.changes++;
       this.store.put(key, encoded, encodedObjectExpiry(encoded));
       if (object !== undefined) this.#remember(key.toString('latin1'), encoded, object);
       return null;
@@ -173,6 +176,7 @@ export class SegmentReplica implements ReplicaStore {
     const merged = accounted ? incoming : merge(prior!, incoming);
     if (prior !== null && equalObjects(merged, prior)) return null; // nothing new: no write
     const bytes = merged === incoming ? encoded : encodeObject(merged);
+    this.changes++;
     this.store.put(key, bytes, objectExpiry(merged));
     this.#remember(key.toString('latin1'), bytes, merged);
     return accounted ? null : prior!.vv;
@@ -191,6 +195,7 @@ export class SegmentReplica implements ReplicaStore {
   }
 
   clear(): Promise<void> {
+    this.changes++;
     this.#decoded.clear();
     return this.store.clear();
   }

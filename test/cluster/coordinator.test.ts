@@ -22,7 +22,11 @@ function decoded(encoded: Buffer): VersionedObject {
 
 class MemoryReplica implements ReplicaStore {
   readonly data = new Map<string, VersionedObject>();
+  changes = 0;
+  /** Local copies read, decoded or as bytes (for tests of what a read costs here). */
+  reads = 0;
   read(key: Buffer): VersionedObject | null {
+    this.reads++;
     return this.data.get(key.toString('latin1')) ?? null;
   }
   decode(_key: Buffer, encoded: Buffer): VersionedObject {
@@ -36,6 +40,7 @@ class MemoryReplica implements ReplicaStore {
     const incoming = object ?? decoded(encoded);
     const k = key.toString('latin1');
     const cur = this.data.get(k);
+    this.changes++;
     this.data.set(k, cur === undefined ? incoming : merge(cur, incoming));
     return cur === undefined || accountsFor(incoming, cur) ? null : cur.vv;
   }
@@ -50,6 +55,7 @@ class MemoryReplica implements ReplicaStore {
   }
   async clear(): Promise<void> {
     this.data.clear();
+    this.changes++;
   }
 }
 
@@ -446,9 +452,11 @@ t.test('GETs of one key in one turn share a read; a GET that joins still sees wh
   await c.coords[0]!.set(k('hot'), k('v1'), 0);
   await settle();
   const before = c.readItems();
+  const localReads = c.replicas[0]!.reads;
   const gets = Array.from({ length: 10 }, () => c.coords[0]!.get(k('hot')));
   t.same((await Promise.all(gets)).map((e) => e?.value.toString()), Array(10).fill('v1'));
   t.equal(c.coords[0]!.stats.readsCombined, 9, 'nine joined the first');
+  t.equal(c.replicas[0]!.reads - localReads, 1, 'nothing changed here meanwhile: the joiners did not read this node\'s copy again');
   await settle();
   t.equal(c.readItems() - before, 2, 'one item per other owner');
   // A newer version lands on this node's copy after the first GET began (only here, so the other owners'
