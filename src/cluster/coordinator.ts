@@ -288,6 +288,7 @@ export class Coordinator implements KeyValue {
         }
       }
       this.stats.readsCombined++;
+      if (fresh === null) return open.result!;
       return open.result!.then((shared) => then(fresh, (mine) => (mine === null || mine === shared || equalObjects(mine, shared) ? shared : merge(shared, mine))));
     }
     return this.#readRound(key, owners, r, versionOnly, forWrite, name);

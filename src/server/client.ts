@@ -57,6 +57,11 @@ type Parsed = Buffer[] | ProtocolError;
 /** SET key value, without options: a blind write whose only effect is the key's new value. */
 const isPlainSet = (spec: CommandSpec | undefined, args: Buffer[]): boolean => spec !== undefined && spec.name === 'set' && args.length === 3;
 
+/** A command's keys as the latin1 strings keysInFlight is keyed by. */
+function keyNames(spec: CommandSpec, args: Buffer[]): string[] {
+  return keysOf(spec, args).map((k) => k.toString('latin1'));
+}
+
 /** How the commands in flight use one key. */
 interface KeyUse {
   readers: number;
@@ -99,6 +104,8 @@ export class Client extends Session {
    * against them: with one command at a time (pipeline 1) nothing is counted.
    */
   private keysInFlight: Map<string, KeyUse> | null = null;
+  /** The key names mayStart built for the command it let start, for count() to reuse. */
+  private checked: { args: Buffer[]; names: string[] } | null = null;
   /** The next command, parsed, waiting for the commands it conflicts with. */
   private waiting: Waiting | null = null;
   /** The request after `waiting`, parsed to see whether it absorbs it (see absorb). */
@@ -292,17 +299,20 @@ export class Client extends Session {
       for (const f of this.flying) this.count(f);
     }
     const writes = spec.writes;
-    for (const k of keysOf(spec, args)) {
-      const use = this.keysInFlight.get(k.toString('latin1'));
+    const names = keyNames(spec, args);
+    for (const n of names) {
+      const use = this.keysInFlight.get(n);
       if (use !== undefined && (use.writers > 0 || (writes && use.readers > 0))) return false;
     }
+    this.checked = { args, names }; // start() counts these very names
     return true;
   }
 
   /** Counts a command's keys in keysInFlight. */
   private count(f: Flying): void {
     const map = this.keysInFlight!;
-    f.names = keysOf(f.spec, f.args).map((k) => k.toString('latin1'));
+    f.names = this.checked?.args === f.args ? this.checked.names : keyNames(f.spec, f.args);
+    this.checked = null;
     for (const n of f.names) {
       let use = map.get(n);
       if (use === undefined) map.set(n, (use = { readers: 0, writers: 0 }));
