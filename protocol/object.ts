@@ -259,17 +259,24 @@ export function decodeCheckedObject(buf: Buffer, limits: ObjectLimits): Versione
   return d.object;
 }
 
+/** Where the sibling count of a checked encoding is (the siblings follow it). */
+function siblingCountAt(buf: Buffer): number {
+  return VV_START + buf.readUInt16LE(1) * VV_ENTRY_BYTES;
+}
+
+/** The offset just past the sibling whose header is at `o` (its header and value). */
+function afterSibling(buf: Buffer, o: number): number {
+  return o + SIBLING_HEADER_BYTES + buf.readUInt32LE(o + 23);
+}
+
 /** objectExpiry of a checked encoding, without decoding it. */
 export function encodedObjectExpiry(buf: Buffer): number {
-  let o = VV_START + buf.readUInt16LE(1) * VV_ENTRY_BYTES;
-  const siblingCount = buf.readUInt16LE(o);
-  o += 2;
+  const at = siblingCountAt(buf);
   let latest = 0;
-  for (let i = 0; i < siblingCount; i++) {
+  for (let i = 0, o = at + 2; i < buf.readUInt16LE(at); i++, o = afterSibling(buf, o)) {
     const expiresAtMs = readU64(buf, o + 14);
     if (expiresAtMs === 0) return 0;
     if (expiresAtMs > latest) latest = expiresAtMs;
-    o += SIBLING_HEADER_BYTES + buf.readUInt32LE(o + 23);
   }
   return latest;
 }
@@ -298,14 +305,12 @@ export function supersedesEncoded(incoming: Buffer, local: Buffer): boolean {
     const io = vvEntryFor(incoming, incomingCount, local, lo);
     if (io < 0 || incoming.readUInt32LE(io + NODE_ID_BYTES) < local.readUInt32LE(lo + NODE_ID_BYTES)) return false;
   }
-  let o = VV_START + incomingCount * VV_ENTRY_BYTES;
-  const siblingCount = incoming.readUInt16LE(o);
-  o += 2;
+  const at = siblingCountAt(incoming);
+  const siblingCount = incoming.readUInt16LE(at);
   if (siblingCount === 0) return false;
-  for (let i = 0; i < siblingCount; i++) {
+  for (let i = 0, o = at + 2; i < siblingCount; i++, o = afterSibling(incoming, o)) {
     const lo = vvEntryFor(local, localCount, incoming, VV_START + incoming.readUInt16LE(o) * VV_ENTRY_BYTES);
     if (lo >= 0 && local.readUInt32LE(lo + NODE_ID_BYTES) >= incoming.readUInt32LE(o + 2)) return false; // local has seen this dot
-    o += SIBLING_HEADER_BYTES + incoming.readUInt32LE(o + 23);
   }
   return true;
 }
@@ -368,15 +373,9 @@ export function nextVersionEncoded(local: Buffer | null, actor: NodeId, hlc: num
 
 /** The highest HLC among the siblings of a checked encoding (0 if none). */
 export function encodedMaxHlc(buf: Buffer): number {
-  let o = VV_START + buf.readUInt16LE(1) * VV_ENTRY_BYTES;
-  const siblingCount = buf.readUInt16LE(o);
-  o += 2;
+  const at = siblingCountAt(buf);
   let max = 0;
-  for (let i = 0; i < siblingCount; i++) {
-    const hlc = readU64(buf, o + 6);
-    if (hlc > max) max = hlc;
-    o += SIBLING_HEADER_BYTES + buf.readUInt32LE(o + 23);
-  }
+  for (let i = 0, o = at + 2; i < buf.readUInt16LE(at); i++, o = afterSibling(buf, o)) max = Math.max(max, readU64(buf, o + 6));
   return max;
 }
 
