@@ -294,7 +294,10 @@ export function encodedObjectExpiry(buf: Buffer): number {
  * incoming has seen each and holds none of them (its dots are all new to
  * local): the merge drops them all, keeps all of incoming's, and its vv is
  * incoming's. And accountsFor(incoming, local) holds, so a reported write
- * was accounted for.
+ * was accounted for. That argument needs a canonical `local`: one whose
+ * siblings are damaged behind a sound vv is corrupt, and is overwritten
+ * here as the decoding path overwrites it (a corrupt copy reads as none),
+ * only without being counted or logged.
  */
 export function supersedesEncoded(incoming: Buffer, local: Buffer): boolean {
   if (local.length < 5 || local[0] !== OBJECT_FORMAT_VERSION) return false;

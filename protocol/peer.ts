@@ -106,7 +106,7 @@ const nodeIdPattern = /^[0-9a-f]{40}$/;
  * become their own chunk; on decode they are views into the frame. Smaller
  * ones are copied on decode so a retained key does not pin a whole socket read.
  */
-const viewBytesMin = 16 * 1024;
+export const viewBytesMin = 16 * 1024;
 
 export const FrameKind = {
   Request: 1,

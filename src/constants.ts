@@ -149,7 +149,9 @@ export const siblingsMax = 64;
  * The replica keeps the decoded form of this many recently stored or decoded
  * objects (with their stored bytes, compared on every read), so a hot key is
  * not decoded on every read and write. Objects encoded larger than decodedObjectBytesMax are
- * not kept: at most 1024 x 8 KiB = 8 MiB of copies.
+ * not kept: at most 1024 x 8 KiB = 8 MiB of copies. It must stay below the
+ * peer decoder's viewBytesMin (16 KiB), so the bytes kept are never a view
+ * pinning a whole peer frame (src/kv/replica.ts asserts it).
  */
 export const decodedObjectsMax = 1024;
 export const decodedObjectBytesMax = 8 * 1024;

@@ -21,7 +21,7 @@ import { type Clock, type Random, type ReplicaStore, type Transport, type WriteW
 import { type DoneListener, QuorumTally, WriteRound } from './quorum.js';
 import type { Ring } from './ring.js';
 import type { CoordinateItem, CoordinateResult, NodeId, PeerMessage, ReadItem, ReadResult, Sibling, VersionedObject, VersionVector, WriteItem, WriteResult } from './types.js';
-import { emptyObject, equalObjects, merge, mergeVV, objectLimits, resolve, update } from './version.js';
+import { emptyObject, equalObjects, merge, mergeVV, newestHlc, objectLimits, resolve, update } from './version.js';
 
 export interface Quorum {
   r: number;
@@ -303,7 +303,7 @@ export class Coordinator implements KeyValue {
     for (const node of owners) {
       if (node === this.ports.self) {
         try {
-          const local = this.ports.replica.readEncoded(key);
+          const local = this.#localCopy(key, versionOnly);
           if (local instanceof Promise) {
             local.then(
               (o) => tally.answer(node, o),
@@ -319,11 +319,10 @@ export class Coordinator implements KeyValue {
     }
     // (Not an async function: this is every GET's path, and each await costs.)
     const answered = (): VersionedObject => {
-      const merged = this.#merged(key, tally.answers);
-      if (!versionOnly) tally.whenSettled(() => this.#repair(key, tally.answers));
-      let hlc = 0;
-      for (const s of merged.siblings) if (s.hlc > hlc) hlc = s.hlc;
-      if (hlc > 0) this.ports.hlc.observe(hlc);
+      const owned = owners.includes(this.ports.self);
+      const merged = this.#merged(key, tally.answers, owned);
+      if (!versionOnly) tally.whenSettled(() => this.#repair(key, tally.answers, owned));
+      this.#observe(newestHlc(merged));
       return merged;
     };
     const entry: OpenRead | null = openAs === null ? null : { item, owners, need: tally.need, tally, result: null, localChanges };
@@ -347,14 +346,26 @@ export class Coordinator implements KeyValue {
   }
 
   /**
+   * This node's copy of key as a read is answered with: as stored, or
+   * without values for a version-only read (a write's context needs none).
+   * The same form from every owner, so that equal copies compare equal.
+   */
+  #localCopy(key: Buffer, versionOnly: boolean): Maybe<Buffer | null> {
+    if (!versionOnly) return this.ports.replica.readEncoded(key);
+    return then(this.ports.replica.read(key), (o) => (o === null ? null : encodeObject(withoutValues(o))));
+  }
+
+  /**
    * The merge of the copies of key that owners answered (encodings; null:
    * none). They usually agree, byte for byte, and then one is decoded and
    * nothing merged: equal objects have equal encodings (protocol/object.ts).
+   * Only a key this node `owned` goes through the replica's cache of decoded
+   * objects (others would push its own hot keys out).
    */
-  #merged(key: Buffer, copies: ReadonlyMap<NodeId, Buffer | null>): VersionedObject {
+  #merged(key: Buffer, copies: ReadonlyMap<NodeId, Buffer | null>, owned: boolean): VersionedObject {
     const one = agreed(copies.values());
     if (one === null) return emptyObject();
-    if (one !== undefined) return this.ports.replica.decode(key, one);
+    if (one !== undefined) return owned ? this.ports.replica.decode(key, one) : decodeCheckedObject(one, objectLimits);
     let out: VersionedObject | null = null;
     for (const copy of copies.values()) {
       if (copy === null) continue;
@@ -365,9 +376,9 @@ export class Coordinator implements KeyValue {
   }
 
   /** Read repair: every owner that answered with less than the merge of all answers gets the merge. */
-  #repair(key: Buffer, answers: ReadonlyMap<NodeId, Buffer | null>): void {
+  #repair(key: Buffer, answers: ReadonlyMap<NodeId, Buffer | null>, owned: boolean): void {
     if (agreed(answers.values()) !== undefined) return; // the same copy everywhere (or none anywhere)
-    const all = this.#merged(key, answers);
+    const all = this.#merged(key, answers, owned);
     if (all.siblings.length === 0 && all.vv.size === 0) return;
     const encoded = encodeObject(all);
     for (const [node, copy] of answers) {
@@ -573,9 +584,13 @@ export class Coordinator implements KeyValue {
    * built on the bytes (nextVersionEncoded): a plain SET decodes nothing.
    */
   #nextEncoded(known: Buffer | null, write: Entry): Buffer {
-    const seen = known === null ? 0 : encodedMaxHlc(known);
-    if (seen > 0) this.ports.hlc.observe(seen);
+    if (known !== null) this.#observe(encodedMaxHlc(known));
     return nextVersionEncoded(known, this.ports.self, this.ports.hlc.now(), write.value, write.expiresAtMs);
+  }
+
+  /** Moves this node's HLC past the newest write seen in a copy (0: none), so a write stamped next orders after it. */
+  #observe(hlc: number): void {
+    if (hlc > 0) this.ports.hlc.observe(hlc);
   }
 
   /**
@@ -718,9 +733,7 @@ export class Coordinator implements KeyValue {
 
   /** The new version of a key over `known` (its siblings and context), with this node's next dot. */
   #nextVersion(known: VersionedObject, write: Entry | null): VersionedObject {
-    let local = 0;
-    for (const s of known.siblings) if (s.hlc > local) local = s.hlc;
-    if (local > 0) this.ports.hlc.observe(local);
+    this.#observe(newestHlc(known));
     return update(
       known,
       known.vv,
@@ -909,10 +922,7 @@ export class Coordinator implements KeyValue {
     const results: ReadResult[] = new Array<ReadResult>(items.length).fill(null);
     const waits = eachItem<ReadItem, ReadResult>(
       items,
-      (item) =>
-        item.versionOnly
-          ? then(this.ports.replica.read(item.key), (o) => (o === null ? null : encodeObject(withoutValues(o))))
-          : this.ports.replica.readEncoded(item.key),
+      (item) => this.#localCopy(item.key, item.versionOnly),
       (i, o) => (results[i] = o),
       (i, error) => (results[i] = { error }),
     );
@@ -1003,7 +1013,6 @@ function eachItem<I, T>(
   return waits === null ? null : Promise.all(waits).then(() => undefined);
 }
 
-/** The merge of every copy; copies equal to the merge so far (the common case) cost a comparison, not a merge. */
 /** The one copy all of `copies` are (null: none has one), or undefined when they differ. */
 function agreed(copies: Iterable<Buffer | null>): Buffer | null | undefined {
   let first: Buffer | null | undefined;

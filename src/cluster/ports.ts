@@ -251,7 +251,8 @@ export function sample<T>(random: Random, items: readonly T[], k: number): T[] {
  * version, given as its encoding and, when the caller has it, its decoded
  * form, into the local copy (never replaces it blindly) and returns null
  * when the version accounted for the copy (or there was none), else the
- * copy's version vector; `whenDurable` says when applied writes are on disk.
+ * copy's version vector, also when the version changed nothing (its dot
+ * already seen there: see SegmentReplica); `whenDurable` says when applied writes are on disk.
  */
 export interface ReplicaStore {
   read(key: Buffer): VersionedObject | null | Promise<VersionedObject | null>;

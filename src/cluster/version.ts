@@ -106,6 +106,13 @@ function pickSameDot(a: Sibling, b: Sibling): Sibling {
   return c >= 0 ? a : b;
 }
 
+/** The highest HLC among an object's siblings (0 if none). */
+export function newestHlc(obj: VersionedObject): number {
+  let hlc = 0;
+  for (const s of obj.siblings) if (s.hlc > hlc) hlc = s.hlc;
+  return hlc;
+}
+
 export function emptyObject(): VersionedObject {
   return { vv: new Map(), siblings: [] };
 }

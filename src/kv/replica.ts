@@ -13,7 +13,9 @@
 // buffer, or equal content): the store stays the one source of truth, whatever
 // else changes it (expiry, FLUSHALL, a rewrite of the storage layer).
 
+import * as assert from 'node:assert';
 import { checkObject, decodeCheckedObject, decodeObject, encodedObjectExpiry, encodeObject, objectExpiry, supersedesEncoded } from '../../protocol/object.js';
+import { viewBytesMin } from '../../protocol/peer.js';
 import type { ReplicaStore } from '../cluster/ports.js';
 import type { VersionedObject, VersionVector } from '../cluster/types.js';
 import { accountsFor, equalObjects, merge, objectLimits } from '../cluster/version.js';
@@ -28,11 +30,15 @@ interface Decoded {
   object: VersionedObject;
 }
 
+// Byte fields the peer decoder hands over as views of a frame are never kept (see decodedObjectBytesMax).
+assert.ok(decodedObjectBytesMax < viewBytesMin, 'decodedObjectBytesMax must stay below the peer decoder\'s viewBytesMin');
+
 /**
  * The decoded forms, by key (latin1), bounded by decodedObjectsMax in two
  * generations: new entries go to the young map, and when it holds half the
  * bound it becomes the old one and the previous old map is dropped whole. A
- * key found only in the old map is copied to the young one when written. Why
+ * key found only in the old map is set again in the young one when written
+ * (its stale old entry goes with the next rotation). Why
  * not evict the oldest entry of one Map: V8 leaves a deleted Map entry as a
  * hole until the table is rebuilt, and finding the first live entry walks
  * every hole before it, so with random keys (every write an eviction) that
@@ -174,7 +180,10 @@ export class SegmentReplica implements ReplicaStore {
     const incoming = object ?? decodeCheckedObject(encoded, objectLimits);
     const accounted = accountsFor(incoming, prior);
     const merged = accounted ? incoming : merge(prior!, incoming);
-    if (prior !== null && equalObjects(merged, prior)) return null; // nothing new: no write
+    // Nothing new: no write. Still reported when not accounted for: a version whose dot this copy has
+    // already seen (its coordinator lost its own copy and reused a dot) changes nothing here, and its
+    // coordinator must version again over this vv, or the write it acknowledges would be lost.
+    if (prior !== null && equalObjects(merged, prior)) return accounted ? null : prior.vv;
     const bytes = merged === incoming ? encoded : encodeObject(merged);
     this.changes++;
     this.store.put(key, bytes, objectExpiry(merged));

@@ -4,7 +4,7 @@
 // object that does not decode read as missing and then overwritten.
 
 import t from 'tap';
-import { decodeObject, encodeObject } from '../../protocol/object.js';
+import { decodeObject, encodeObject, nextVersionEncoded } from '../../protocol/object.js';
 import type { VersionedObject } from '../../src/cluster/types.js';
 import { objectLimits, update } from '../../src/cluster/version.js';
 import { SegmentReplica } from '../../src/kv/replica.js';
@@ -80,4 +80,21 @@ t.test('a stored object that does not decode reads as missing, and the next writ
   const next = update(null, new Map(), a, 1, Buffer.from('fresh'), 0);
   t.equal(await replica.apply(key, encodeObject(next)), null);
   t.ok((await stored(store))?.equals(encodeObject(next)), 'replaced');
+});
+
+t.test('a version whose dot the copy has already seen changes nothing, and is reported', async (t) => {
+  // The coordinator lost its own copy (corrupt, expired early, or it became an owner only now) and built
+  // its version over nothing: dot a:1, which this copy has long seen. Storing nothing is right; answering
+  // "accounted for" would let the coordinator acknowledge a write that no read will ever return.
+  const { store, replica } = await setup(t);
+  let copy = update(null, new Map(), a, 1, Buffer.from('w'), 0);
+  for (let i = 2; i <= 5; i++) copy = update(copy, copy.vv, a, i, Buffer.from('x'), 0);
+  copy = update(copy, copy.vv, b, 6, Buffer.from('x'), 0);
+  await replica.apply(key, encodeObject(copy));
+  const stale = nextVersionEncoded(null, a, 7, Buffer.from('y'), 0);
+  t.same(await replica.apply(key, stale), copy.vv, 'the copy\'s vv, so its coordinator versions again');
+  t.ok((await stored(store))?.equals(encodeObject(copy)), 'the copy unchanged');
+  const again = nextVersionEncoded(encodeObject({ vv: copy.vv, siblings: [] }), a, 8, Buffer.from('y'), 0);
+  t.equal(await replica.apply(key, again), null, 'the second version supersedes it');
+  t.equal(decoded((await stored(store))!).siblings[0]!.value!.toString(), 'y');
 });
