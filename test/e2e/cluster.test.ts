@@ -139,6 +139,13 @@ t.test('SETs of one key through a node that does not own it go to the first owne
   // Every node answers the last round's value; with W=ALL each owner's copy already holds it.
   const values = await Promise.all(nodes.map((n) => cli(n.port, 'GET', key)));
   t.match(values[0], /^r9-c\d+$/);
+  if (!values.every((v) => v === values[0])) {
+    // Seen once in many runs and not reproduced since: say whether the difference outlives a second read
+    // (read repair of a lagging copy) or stays (copies that resolve differently).
+    const again = await Promise.all(nodes.map((n) => cli(n.port, 'GET', key)));
+    const owners = await cli(via.port, 'CLUSTER', 'OWNERS', key);
+    t.comment(`first reads ${JSON.stringify(values)}, second ${JSON.stringify(again)}, owners ${owners.replace(/\n/g, ' ')}`);
+  }
   t.same(values, Array(4).fill(values[0]), 'every node answers the same');
 });
 
