@@ -574,7 +574,7 @@ export class Coordinator implements KeyValue {
     this.stats.writeRetries++;
     const context: VersionedObject = { vv: unaccounted.reduce(mergeVV), siblings: [] };
     const second = this.#locks.runNow([key], () =>
-      then(this.ports.replica.read(key), (local) => this.#versionSet(key, this.#nextEncoded(encodeObject(local === null ? context : merge(local, context)), write), w, 0)),
+      then(this.ports.replica.read(key), (local) => this.#versionSet(key, encodeObject(this.#nextVersion(local === null ? context : merge(local, context), write)), w, 0)),
     );
     return new Promise((resolve, reject) => whenDone(second, reject, (err) => (err !== null ? reject(err) : resolve(1))));
   }

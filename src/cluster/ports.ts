@@ -243,16 +243,17 @@ export function sample<T>(random: Random, items: readonly T[], k: number): T[] {
 
 /**
  * This node's replica of the keys it owns: the local store seen as versioned
- * objects. `readEncoded` is the copy as stored (checked, not decoded), what
- * a replica answers other nodes' reads with; `decode` decodes a checked copy
- * of a key, this node's or another's (keeping recent ones decoded, so a hot
- * key is not decoded on every read); `changes` counts the writes applied
- * here. `apply` merges an incoming
- * version, given as its encoding and, when the caller has it, its decoded
- * form, into the local copy (never replaces it blindly) and returns null
- * when the version accounted for the copy (or there was none), else the
- * copy's version vector, also when the version changed nothing (its dot
- * already seen there: see SegmentReplica); `whenDurable` says when applied writes are on disk.
+ * objects.
+ * - `readEncoded`: the copy as stored (checked, not decoded), what a replica
+ *   answers other nodes' reads with.
+ * - `decode`: a checked copy of a key, this node's or another's, decoded;
+ *   recent ones are kept decoded, so a hot key is not decoded on every read.
+ * - `apply`: merges an incoming version (its encoding, and its decoded form
+ *   when the caller has it) into the local copy, never replacing it blindly.
+ *   Returns null when the version accounted for the copy (or there was none),
+ *   else the copy's version vector, also when the version changed nothing
+ *   (its dot already seen there: see SegmentReplica).
+ * - `whenDurable`: when applied writes are on disk.
  */
 export interface ReplicaStore {
   read(key: Buffer): VersionedObject | null | Promise<VersionedObject | null>;

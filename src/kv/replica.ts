@@ -103,15 +103,20 @@ export class SegmentReplica implements ReplicaStore {
 
   /** The local copy as stored (null if none): what a replica answers a read with, checked but not decoded. */
   readEncoded(key: Buffer): Buffer | null | Promise<Buffer | null> {
-    const checked = (e: Entry | undefined): Buffer | null => {
-      if (e === undefined) return null;
-      const reason = checkObject(e.value, objectLimits);
-      if (reason === null) return e.value;
-      this.#corrupt(key, reason);
-      return null;
-    };
-    if (this.#locks.isLocked(key)) return this.#locks.run([key], () => then(this.store.get(key), checked));
-    return then(this.store.get(key), checked);
+    if (!this.#locks.isLocked(key)) {
+      const current = this.store.get(key);
+      if (!isPromise(current)) return this.#checked(key, current);
+    }
+    return this.#locks.run([key], async () => this.#checked(key, await this.store.get(key)));
+  }
+
+  /** A stored copy, checked (not decoded); a damaged one is counted and reads as none. */
+  #checked(key: Buffer, e: Entry | undefined): Buffer | null {
+    if (e === undefined) return null;
+    const reason = checkObject(e.value, objectLimits);
+    if (reason === null) return e.value;
+    this.#corrupt(key, reason);
+    return null;
   }
 
   #decode(key: Buffer, e: Entry | undefined): VersionedObject | null {
